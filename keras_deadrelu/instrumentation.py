@@ -1,0 +1,124 @@
+"""Hooking sites so that their outputs reach a recorder, and unhooking them.
+
+:class:`Instrumentation` replaces each site layer's ``call`` with a thin
+wrapper (an instance attribute; the class is untouched). The wrapper passes
+the layer's output to the *active* recorder, if any, and returns it
+unchanged. A recorder is active only inside :func:`recording_into`, which the
+monitor wraps around ``model.train_step`` and the probe wraps around its own
+forward pass. Because Keras traces its step functions, the decision is made
+at trace time: the train function gets the counter updates, while the test
+and predict functions (traced outside the context) get none.
+
+:meth:`Instrumentation.uninstall` restores every original attribute, so the
+model is left exactly as it was: nothing is saved with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import keras
+
+from keras_deadrelu.counters import CounterRecorder
+from keras_deadrelu.sites import Site
+
+_state = threading.local()
+_MISSING = object()
+
+
+def active_recorder() -> CounterRecorder | None:
+    """The recorder that site outputs go to now, or None."""
+    return getattr(_state, "recorder", None)
+
+
+@contextlib.contextmanager
+def recording_into(recorder: CounterRecorder | None) -> Iterator[None]:
+    """Makes `recorder` the active recorder inside the block."""
+    previous = active_recorder()
+    _state.recorder = recorder
+    try:
+        yield
+    finally:
+        _state.recorder = previous
+
+
+def _is_symbolic(outputs: Any) -> bool:
+    return isinstance(outputs, keras.KerasTensor)
+
+
+class Instrumentation:
+    """Installs and removes the recording wrappers on a model's sites.
+
+    Args:
+        model: the Keras model.
+        sites: the sites to hook.
+        train_recorder: when given, ``model.train_step`` is wrapped so that
+            sites record into it during training steps.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        sites: list[Site],
+        train_recorder: CounterRecorder | None = None,
+    ):
+        self.model = model
+        self.sites = list(sites)
+        self.train_recorder = train_recorder
+        self._saved: list[tuple[Any, str, Any]] = []
+
+    @property
+    def installed(self) -> bool:
+        return bool(self._saved)
+
+    def _replace(self, owner: Any, attribute: str, value: Any) -> None:
+        self._saved.append((owner, attribute, owner.__dict__.get(attribute, _MISSING)))
+        object.__setattr__(owner, attribute, value)
+
+    def install(self) -> None:
+        """Hooks every site (and the train step, when recording training)."""
+        if self.installed:
+            return
+        for site in self.sites:
+            self._replace(site.layer, "call", _recording_call(site, site.layer.call))
+        if self.train_recorder is not None:
+            self._replace(
+                self.model,
+                "train_step",
+                _recording_train_step(self.model.train_step, self.train_recorder),
+            )
+
+    def uninstall(self) -> None:
+        """Restores every replaced attribute, newest first."""
+        while self._saved:
+            owner, attribute, original = self._saved.pop()
+            if original is _MISSING:
+                owner.__dict__.pop(attribute, None)
+            else:
+                object.__setattr__(owner, attribute, original)
+
+
+def _recording_call(site: Site, original_call: Any) -> Any:
+    @functools.wraps(original_call)
+    def call(*args, **kwargs):
+        outputs = original_call(*args, **kwargs)
+        recorder = active_recorder()
+        if recorder is not None and not _is_symbolic(outputs):
+            recorder.record(site, outputs)
+        return outputs
+
+    call.__deadrelu_original__ = original_call
+    return call
+
+
+def _recording_train_step(original_train_step: Any, recorder: CounterRecorder) -> Any:
+    @functools.wraps(original_train_step)
+    def train_step(data):
+        with recording_into(recorder):
+            return original_train_step(data)
+
+    return train_step

@@ -1,0 +1,110 @@
+"""Measuring a model's sites over a window, streaming or by probe.
+
+:class:`SiteMeasurement` wires the pieces: it hooks the sites
+(:mod:`~keras_deadrelu.instrumentation`), owns the counters
+(:mod:`~keras_deadrelu.counters`), optionally runs the probe
+(:mod:`~keras_deadrelu.probe`), and turns the counters into statistics
+(:mod:`~keras_deadrelu.unit_statistics`) when a window closes.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+from keras_deadrelu.counters import CounterRecorder
+from keras_deadrelu.instrumentation import Instrumentation
+from keras_deadrelu.probe import Probe
+from keras_deadrelu.sites import Site
+from keras_deadrelu.unit_statistics import WindowStatistics, site_statistics
+
+# The measurement currently installed on each model, so that a fit that died
+# before `on_train_end` can be cleaned up by the next one.
+_INSTALLED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+class SiteMeasurement:
+    """Counts what a model's sites output, and summarises each window.
+
+    Args:
+        model: the Keras model.
+        sites: the sites to measure.
+        granularity: ``"channel"`` or ``"unit"``.
+        dormant_tau: the ReDo threshold on the dormancy score.
+        probe_batches: probe data from :func:`keras_deadrelu.probe.as_batches`;
+            None measures the training steps themselves (streaming).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        sites: list[Site],
+        granularity: str = "channel",
+        dormant_tau: float = 0.0,
+        probe_batches: Any = None,
+    ):
+        self.model = model
+        self.sites = list(sites)
+        self.dormant_tau = dormant_tau
+        self.recorder = CounterRecorder(granularity)
+        self.streaming = probe_batches is None
+        self.instrumentation = Instrumentation(
+            model, self.sites, train_recorder=self.recorder if self.streaming else None
+        )
+        self._probe = None
+        if probe_batches is not None:
+            self._probe = Probe(
+                model,
+                probe_batches,
+                self.recorder,
+                jit_compile=getattr(model, "jit_compile", False) is True,
+            )
+
+    def install(self) -> None:
+        """Hooks the sites; in streaming mode the train function is rebuilt."""
+        stale = _INSTALLED.get(self.model)
+        if stale is not None and stale is not self:
+            stale.uninstall()
+        self.instrumentation.install()
+        _INSTALLED[self.model] = self
+        if self.streaming:
+            self._rebuild_train_function()
+
+    def uninstall(self) -> None:
+        """Unhooks the sites; the model is left as it was before `install`."""
+        was_installed = self.instrumentation.installed
+        self.instrumentation.uninstall()
+        if _INSTALLED.get(self.model) is self:
+            del _INSTALLED[self.model]
+        if was_installed and self.streaming:
+            # Drop the instrumented train function; fit makes a fresh one.
+            self.model.train_function = None
+
+    def _rebuild_train_function(self) -> None:
+        make_train_function = getattr(self.model, "make_train_function", None)
+        if make_train_function is not None:
+            make_train_function(force=True)
+
+    def discard_window(self) -> None:
+        """Forgets what was counted so far (the next window starts now)."""
+        self.recorder.reset()
+
+    def close_window(self) -> WindowStatistics:
+        """Summarises the window that ends now and starts the next one.
+
+        In probe mode the probe runs first, over its fixed data. Sites that
+        saw no data in the window are left out.
+        """
+        if self._probe is not None:
+            self.recorder.reset()
+            self._probe.run()
+        counters = self.recorder.read_and_reset()
+        statistics = []
+        for site in self.sites:
+            site_counters = counters.get(site.name)
+            if site_counters is None or site_counters.element_count == 0:
+                continue
+            statistics.append(
+                site_statistics(site.name, site.kind, site_counters, self.dormant_tau)
+            )
+        return WindowStatistics(tuple(statistics))

@@ -1,0 +1,339 @@
+"""``DeadNeuronMonitor``: the callback that wires measurement, sinks and alerts."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from typing import Any
+
+import keras
+import numpy as np
+
+from keras_deadrelu._validation import (
+    check_choice,
+    check_number,
+    check_positive_int,
+)
+from keras_deadrelu.measurement import SiteMeasurement
+from keras_deadrelu.probe import as_batches, first_batch
+from keras_deadrelu.sites import Site, find_sites, select_sites
+from keras_deadrelu.tensorboard_sink import DEFAULT_RUN_NAME, TensorBoardSink
+from keras_deadrelu.threshold_alerts import (
+    DeadNeuronWarning,
+    ThresholdAlerts,
+    crossing_message,
+)
+from keras_deadrelu.unit_statistics import WindowStatistics
+
+#: Fix names the monitor will accept once the fixes ship.
+PLANNED_FIXES = ("lower_lr", "leaky_relu", "revive")
+
+
+def _check_fix(fix: Any) -> None:
+    if fix is None:
+        return
+    fixes = fix if isinstance(fix, (list, tuple)) else [fix]
+    for item in fixes:
+        if isinstance(item, str) and item in PLANNED_FIXES:
+            raise NotImplementedError(
+                f"fix={item!r} is not available in this version of "
+                "keras-deadrelu: the monitor only measures for now. Use fix=None."
+            )
+        raise ValueError(
+            f"Argument `fix` is not a known fix. Known names: "
+            f"{', '.join(repr(name) for name in PLANNED_FIXES)} (coming soon), or "
+            f"None. Received: fix={fix!r}"
+        )
+
+
+def _check_log_dir(log_dir: Any) -> str | None:
+    if log_dir is None:
+        return None
+    if not isinstance(log_dir, (str, os.PathLike)):
+        raise TypeError(
+            "Argument `log_dir` must be a path (str or os.PathLike) or None. "
+            f"Received: log_dir={log_dir!r}"
+        )
+    return os.fspath(log_dir)
+
+
+def _prepare_run_dir(log_dir: str, run_dir: str) -> None:
+    """Creates the run folder and proves it is writable, or raises ValueError."""
+    if os.path.exists(log_dir) and not os.path.isdir(log_dir):
+        raise ValueError(
+            f"Argument `log_dir` must be a directory, but {log_dir!r} is a file. "
+            f"Received: log_dir={log_dir!r}"
+        )
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+        with tempfile.TemporaryFile(dir=run_dir):
+            pass
+    except OSError as error:
+        raise ValueError(
+            f"Argument `log_dir` is not writable ({error.strerror or error}). "
+            f"Received: log_dir={log_dir!r}"
+        ) from error
+
+
+def _check_probe_fits(model: Any, batch: Any) -> None:
+    """Raises ValueError naming `probe_data` when a batch cannot enter the model."""
+    inputs = getattr(model, "inputs", None)
+    batch_leaves = [np.shape(leaf) for leaf in keras.tree.flatten(batch)]
+    if inputs:
+        expected = [tuple(tensor.shape) for tensor in inputs]
+        if len(expected) != len(batch_leaves):
+            raise ValueError(
+                f"Argument `probe_data` gives {len(batch_leaves)} input(s) but the "
+                f"model takes {len(expected)}."
+            )
+        for want, got in zip(expected, batch_leaves, strict=True):
+            fits = len(want) == len(got) and all(
+                w is None or w == g for w, g in zip(want[1:], got[1:], strict=True)
+            )
+            if not fits:
+                raise ValueError(
+                    f"Argument `probe_data` has batches of shape {tuple(got)}, but "
+                    f"the model expects inputs of shape {want}."
+                )
+    try:
+        model(batch, training=False)
+    except Exception as error:  # noqa: BLE001 - re-raised with the argument name
+        raise ValueError(
+            f"Argument `probe_data` does not fit the model (batches of shape "
+            f"{batch_leaves}): {error}"
+        ) from error
+
+
+class DeadNeuronMonitor(keras.callbacks.Callback):
+    """Measures the dead fraction of every ReLU-family layer during ``fit``.
+
+    A unit is *dead* over a window when its output was never > 0 for any
+    input in the window (for ReLU this is exactly "gets no gradient"). Every
+    window (an epoch, or `freq` steps) the monitor:
+
+    - adds ``dead_fraction/<site>`` and the model-wide ``dead_fraction`` to
+      the epoch logs, so they show in the progress bar, ``History``,
+      ``CSVLogger`` and ``EarlyStopping(monitor="dead_fraction")`` (list the
+      monitor before those callbacks);
+    - writes scalars, histograms, an image and a Custom Scalars layout to
+      ``<log_dir>/<run_name>`` for TensorBoard;
+    - warns (:class:`DeadNeuronWarning`) when a site crosses `threshold`.
+
+    By default it measures *streaming*: counters are updated inside the train
+    step Keras already runs (no extra forward pass, one device read per
+    window). With `probe_data` it instead runs an inference pass over that
+    fixed data at each window's end.
+
+    Args:
+        log_dir: TensorBoard log directory, or None to write nothing.
+        threshold: dead fraction in [0, 1] at which a site is reported.
+        fix: reserved for the fixes (a later release); must be None.
+        probe_data: data for probe mode (array, ``(x, y)``, dict, batched
+            ``tf.data.Dataset`` or generator function with `probe_steps`).
+        layers: site names to monitor (default: every site).
+        freq: ``"epoch"``, or an integer number of training steps per window.
+            Step windows need a batch hook, which turns off Keras's
+            asynchronous callback dispatch; epoch windows do not.
+        verbose: 0 silent, 1 warnings on crossings, 2 also a line per window.
+        granularity: ``"channel"`` (a unit is a feature or channel, all
+            positions together) or ``"unit"`` (each position its own unit).
+        dormant_tau: ReDo threshold: a unit is dormant when its mean absolute
+            output is at most `dormant_tau` times the site's average.
+        probe_batch_size: batch size for array probe data (default 256).
+        probe_steps: batches per probe (required for generator functions).
+        run_name: run folder under `log_dir` (default ``"dead_neurons"``).
+        histograms: write per-site firing-rate histograms.
+        images: write the firing-rate map image.
+
+    Example:
+
+    >>> import numpy as np, keras
+    >>> import keras_deadrelu as kd
+    >>> model = keras.Sequential([
+    ...     keras.Input((4,)),
+    ...     keras.layers.Dense(8, activation="relu", name="hidden"),
+    ...     keras.layers.Dense(1),
+    ... ])
+    >>> model.compile("adam", "mse")
+    >>> x, y = np.ones((32, 4), "float32"), np.ones((32, 1), "float32")
+    >>> monitor = kd.DeadNeuronMonitor(log_dir=None, verbose=0)
+    >>> history = model.fit(x, y, epochs=2, verbose=0, callbacks=[monitor])
+    >>> sorted(key for key in history.history if key.startswith("dead"))
+    ['dead_fraction', 'dead_fraction/hidden']
+    """
+
+    def __init__(
+        self,
+        log_dir: str | os.PathLike | None = "logs",
+        threshold: float = 0.5,
+        fix: Any = None,
+        probe_data: Any = None,
+        layers: list[str] | None = None,
+        freq: str | int = "epoch",
+        verbose: int = 1,
+        *,
+        granularity: str = "channel",
+        dormant_tau: float = 0.1,
+        probe_batch_size: int | None = None,
+        probe_steps: int | None = None,
+        run_name: str = DEFAULT_RUN_NAME,
+        histograms: bool = True,
+        images: bool = True,
+    ):
+        super().__init__()
+        self.log_dir = _check_log_dir(log_dir)
+        self.threshold = check_number("threshold", threshold, minimum=0, maximum=1)
+        _check_fix(fix)
+        self.fix = fix
+        if layers is not None and (
+            isinstance(layers, str) or not all(isinstance(name, str) for name in layers)
+        ):
+            raise TypeError(
+                f"Argument `layers` must be a list of site names. Received: "
+                f"layers={layers!r}"
+            )
+        self.layers = None if layers is None else list(layers)
+        if freq != "epoch":
+            if isinstance(freq, str):
+                raise ValueError(
+                    f"Argument `freq` must be 'epoch' or a positive integer number "
+                    f"of steps. Received: freq={freq!r}"
+                )
+            freq = check_positive_int("freq", freq)
+            # Only step windows need a batch hook (see callback_list.py: an
+            # overridden batch hook turns off asynchronous dispatch).
+            self.on_train_batch_end = self._on_train_batch_end_with_windows
+        self.freq = freq
+        self.verbose = check_choice("verbose", verbose, (0, 1, 2))
+        self.granularity = check_choice("granularity", granularity, ("channel", "unit"))
+        self.dormant_tau = check_number("dormant_tau", dormant_tau, minimum=0)
+        if not isinstance(run_name, str) or not run_name or os.sep in run_name:
+            raise ValueError(
+                "Argument `run_name` must be a non-empty folder name. "
+                f"Received: run_name={run_name!r}"
+            )
+        self.run_name = run_name
+        self.probe_data = probe_data
+        self._probe_batches = None
+        if probe_data is not None:
+            self._probe_batches = as_batches(
+                probe_data, batch_size=probe_batch_size, steps=probe_steps
+            )
+        self.histograms = bool(histograms)
+        self.images = bool(images)
+
+        self.sites: list[Site] = []
+        self.last_window: WindowStatistics | None = None
+        self._measurement: SiteMeasurement | None = None
+        self._sink: TensorBoardSink | None = None
+        self._alerts = ThresholdAlerts(self.threshold)
+        self._next_epoch_step = 0
+        self._epoch_step_offset: int | None = None
+        self._global_step = 0
+        self._last_batch = -1
+        self._steps_in_window = 0
+        self._window_closed_this_epoch = False
+
+    # ----------------------------------------------------------------- setup
+    def on_train_begin(self, logs=None):
+        self._teardown()
+        sites = select_sites(find_sites(self.model), self.layers)
+        self.sites = sites
+        if not sites:
+            warnings.warn(
+                "DeadNeuronMonitor: this model has no ReLU-family site (relu, "
+                "leaky_relu, elu, selu, PReLU, ...); nothing will be measured and "
+                "training goes on normally.",
+                DeadNeuronWarning,
+                stacklevel=2,
+            )
+            return
+        if self.log_dir is not None:
+            sink = TensorBoardSink(
+                self.log_dir, self.run_name, self.histograms, self.images
+            )
+            _prepare_run_dir(self.log_dir, sink.run_dir)
+            self._sink = sink
+        if self._probe_batches is not None:
+            _check_probe_fits(self.model, first_batch(self._probe_batches))
+        self._measurement = SiteMeasurement(
+            self.model,
+            sites,
+            self.granularity,
+            self.dormant_tau,
+            probe_batches=self._probe_batches,
+        )
+        self._measurement.install()
+        self._epoch_step_offset = None
+        optimizer = getattr(self.model, "optimizer", None)
+        iterations = getattr(optimizer, "iterations", None)
+        self._global_step = int(iterations.numpy()) if iterations is not None else 0
+        self._steps_in_window = 0
+
+    def on_train_end(self, logs=None):
+        self._teardown()
+
+    def _teardown(self) -> None:
+        if self._measurement is not None:
+            self._measurement.uninstall()
+            self._measurement = None
+        if self._sink is not None:
+            self._sink.close()
+
+    # --------------------------------------------------------------- windows
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._epoch_step_offset is None:
+            self._epoch_step_offset = max(self._next_epoch_step, epoch) - epoch
+        self._last_batch = -1
+        self._window_closed_this_epoch = False
+
+    def _on_train_batch_end_with_windows(self, batch, logs=None):
+        if self._measurement is None:
+            return
+        steps = max(batch - self._last_batch, 1)
+        self._last_batch = batch
+        self._global_step += steps
+        self._steps_in_window += steps
+        if self._steps_in_window >= self.freq:
+            self._finish_window(self._global_step, f"step {self._global_step}")
+            self._window_closed_this_epoch = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._measurement is None:
+            return
+        if self.freq == "epoch":
+            step = epoch + (self._epoch_step_offset or 0)
+            self._next_epoch_step = step + 1
+            window = self._finish_window(step, f"epoch {epoch + 1}")
+        elif self._window_closed_this_epoch:
+            window = self.last_window
+        else:
+            window = self._finish_window(self._global_step, f"step {self._global_step}")
+        if logs is not None and window is not None:
+            for name, fraction in window.dead_fractions().items():
+                logs[f"dead_fraction/{name}"] = fraction
+            if window.sites:
+                logs["dead_fraction"] = window.dead_fraction
+
+    def _finish_window(self, step: int, where: str) -> WindowStatistics:
+        window = self._measurement.close_window()
+        self._steps_in_window = 0
+        self.last_window = window
+        if self._sink is not None:
+            self._sink.write_window(step, window)
+        for name in self._alerts.crossed(window.dead_fractions()):
+            if self.verbose:
+                warnings.warn(
+                    crossing_message(window[name], where, self.threshold),
+                    DeadNeuronWarning,
+                    stacklevel=3,
+                )
+        if self.verbose >= 2:
+            parts = ", ".join(
+                f"{site.name} {site.dead_fraction:.0%}" for site in window.sites
+            )
+            print(
+                f"DeadNeuronMonitor {where}: dead {window.dead_fraction:.1%} ({parts})"
+            )
+        return window

@@ -1,0 +1,173 @@
+"""The probe: an inference-mode pass over fixed data that fills counters.
+
+Used by the monitor when it is given ``probe_data``, and by
+:func:`keras_deadrelu.dead_fractions`. The data is consumed in batches, so
+memory stays O(units) however many samples the probe holds.
+
+Accepted data: a NumPy array (or a tuple ``(x, y)`` / ``(x, y, w)``, or a dict
+of arrays for a multi-input model), a batched ``tf.data.Dataset`` whose
+elements are ``x`` or ``(x, ...)``, or a callable that returns a fresh
+iterator of batches each time it is called (a generator function).
+A generator *object* can be iterated only once, so it is rejected with an
+explanation.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import inspect
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from keras_deadrelu._validation import check_positive_int
+from keras_deadrelu.counters import CounterRecorder
+from keras_deadrelu.instrumentation import recording_into
+
+DEFAULT_BATCH_SIZE = 256
+
+
+def _first_of_tuple(element: Any) -> Any:
+    if isinstance(element, tuple) and element:
+        return element[0]
+    return element
+
+
+def _count_samples(x: Any) -> int:
+    leaves = tf.nest.flatten(x)
+    return int(np.shape(leaves[0])[0]) if leaves and np.ndim(leaves[0]) else 0
+
+
+def as_batches(
+    data: Any, batch_size: int | None = None, steps: int | None = None
+) -> tf.data.Dataset | collections.abc.Callable:
+    """Normalises probe data to a re-iterable source of input batches.
+
+    Returns a ``tf.data.Dataset`` (or, for a generator function, a callable
+    that returns an iterator). Raises ``ValueError``/``TypeError`` naming
+    `probe_data` for anything it cannot use, before any training happens.
+    """
+    if batch_size is not None:
+        batch_size = check_positive_int("batch_size", batch_size)
+    if steps is not None:
+        steps = check_positive_int("probe_steps", steps)
+    if data is None:
+        raise ValueError("Argument `probe_data` must not be None.")
+    if isinstance(data, tf.data.Dataset):
+        if batch_size is not None:
+            raise ValueError(
+                "Argument `batch_size` must be None for a tf.data.Dataset, which "
+                f"is batched already. Received: batch_size={batch_size}"
+            )
+        cardinality = int(data.cardinality())
+        if cardinality == tf.data.INFINITE_CARDINALITY and steps is None:
+            raise ValueError(
+                "Argument `probe_data` is an infinite tf.data.Dataset; pass "
+                "`probe_steps` to say how many batches one probe reads."
+            )
+        if cardinality == 0:
+            raise ValueError("Argument `probe_data` is an empty tf.data.Dataset.")
+        dataset = data.map(_first_of_tuple)
+        return dataset.take(steps) if steps is not None else dataset
+    if inspect.isgenerator(data) or isinstance(data, collections.abc.Iterator):
+        raise TypeError(
+            "Argument `probe_data` is a generator object, which can be read only "
+            "once; the probe reads its data every window. Pass the generator "
+            "function itself (a callable returning a fresh iterator) together "
+            f"with `probe_steps`, or an array. Received: probe_data={data!r}"
+        )
+    if callable(data):
+        if steps is None:
+            raise ValueError(
+                "Argument `probe_steps` is required when `probe_data` is a "
+                "generator function, since the probe cannot know where an "
+                "infinite generator ends."
+            )
+
+        def batches() -> collections.abc.Iterator:
+            iterator = iter(data())
+            for _ in range(steps):
+                try:
+                    yield _first_of_tuple(next(iterator))
+                except StopIteration:
+                    return
+
+        return batches
+    if isinstance(data, tuple) and not isinstance(data, (np.ndarray,)):
+        if not data:
+            raise ValueError("Argument `probe_data` is an empty tuple.")
+        data = data[0]
+    try:
+        tensors = tf.nest.map_structure(np.asarray, data)
+    except Exception as error:  # noqa: BLE001 - reported with the argument name
+        raise TypeError(
+            "Argument `probe_data` must be an array, a tuple (x, y), a dict of "
+            "arrays, a tf.data.Dataset or a generator function. "
+            f"Received: probe_data of type {type(data).__name__}"
+        ) from error
+    for leaf in tf.nest.flatten(tensors):
+        if leaf.dtype == object or not (
+            np.issubdtype(leaf.dtype, np.number) or leaf.dtype == bool
+        ):
+            raise TypeError(
+                "Argument `probe_data` must hold numbers; received an array of "
+                f"dtype {leaf.dtype}."
+            )
+        if leaf.ndim == 0:
+            raise ValueError(
+                "Argument `probe_data` must have a batch axis; received a scalar."
+            )
+    if _count_samples(tensors) == 0:
+        raise ValueError("Argument `probe_data` is empty (0 samples).")
+    dataset = tf.data.Dataset.from_tensor_slices(tensors)
+    dataset = dataset.batch(batch_size or DEFAULT_BATCH_SIZE)
+    return dataset.take(steps) if steps is not None else dataset
+
+
+def first_batch(batches: tf.data.Dataset | collections.abc.Callable) -> Any:
+    """Returns the first batch of a normalised probe source (for shape checks)."""
+    iterator = iter(batches() if callable(batches) else batches)
+    try:
+        return next(iterator)
+    except StopIteration:
+        raise ValueError("Argument `probe_data` holds no batch.") from None
+
+
+class Probe:
+    """Runs the model in inference mode over fixed batches into a recorder.
+
+    Args:
+        model: the Keras model; its sites must already be instrumented.
+        batches: the output of :func:`as_batches`.
+        recorder: where the site outputs are counted.
+        jit_compile: compile the probe step with XLA.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        batches: tf.data.Dataset | collections.abc.Callable,
+        recorder: CounterRecorder,
+        jit_compile: bool = False,
+    ):
+        self.model = model
+        self.batches = batches
+        self.recorder = recorder
+
+        def probe_step(inputs):
+            with recording_into(recorder):
+                model(inputs, training=False)
+
+        self._step = tf.function(
+            probe_step, reduce_retracing=True, jit_compile=bool(jit_compile)
+        )
+
+    def run(self) -> int:
+        """Feeds every batch through the model; returns the number of batches."""
+        source = self.batches() if callable(self.batches) else self.batches
+        count = 0
+        for batch in source:
+            self._step(batch)
+            count += 1
+        return count

@@ -1,0 +1,184 @@
+"""Finding the sites of a model: every ReLU-family activation it applies.
+
+A *site* is one ReLU-family activation in the model:
+
+- a layer whose ``activation`` is relu, relu6, leaky_relu, elu, selu or celu
+  (``Dense``, every ``Conv*``, ``SeparableConv*``, ``DepthwiseConv*``,
+  ``Conv*Transpose``, this package's ``SELUDense``, and any custom layer with
+  an ``activation`` attribute);
+- a Keras ``ReLU``, ``LeakyReLU``, ``PReLU`` or ``ELU`` layer, or an
+  ``Activation`` layer with one of those activations;
+- one of this package's layers (``PReLU``, ``ELU``, ``SELU``, ``LeakyReLU``).
+
+Layers inside nested models (and inside custom layers that track their
+sublayers) are found too. A site's name is the layer's name, prefixed by the
+names of the models that contain it: ``"encoder/dense_1"``.
+
+>>> import keras
+>>> model = keras.Sequential([
+...     keras.Input((4,)),
+...     keras.layers.Dense(8, activation="relu", name="hidden"),
+...     keras.layers.Dense(1, name="head"),
+... ])
+>>> [(site.name, site.kind) for site in find_sites(model)]
+[('hidden', 'relu')]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+import keras
+
+#: Activation function names that belong to the ReLU family.
+RELU_FAMILY = ("relu", "relu6", "leaky_relu", "elu", "selu", "celu")
+
+#: Attribute that marks a callable activation object as a ReLU-family member;
+#: its value is the family name (for example ``"leaky_relu"``).
+FAMILY_ATTRIBUTE = "relu_family"
+
+
+@dataclasses.dataclass(frozen=True)
+class Site:
+    """One ReLU-family activation in a model.
+
+    Attributes:
+        name: the layer's name, with enclosing model names as a path prefix.
+        layer: the Keras layer whose output is the activation.
+        kind: the activation's family name, for example ``"relu"`` or ``"selu"``.
+        channel_axis: the output axis that holds the units (``-1`` for
+            channels-last layers, ``1`` for ``data_format="channels_first"``).
+    """
+
+    name: str
+    layer: Any
+    kind: str
+    channel_axis: int = -1
+
+
+def activation_kind(activation: Any) -> str | None:
+    """Returns the ReLU-family name of an activation callable, or None.
+
+    >>> import keras
+    >>> activation_kind(keras.activations.get("relu"))
+    'relu'
+    >>> activation_kind(keras.activations.get("tanh")) is None
+    True
+    """
+    if activation is None:
+        return None
+    marked = getattr(activation, FAMILY_ATTRIBUTE, None)
+    if isinstance(marked, str):
+        return marked
+    name = getattr(activation, "__name__", None)
+    if name in RELU_FAMILY:
+        return name
+    return None
+
+
+def layer_kind(layer: Any) -> str | None:
+    """Returns the ReLU-family name of what `layer` outputs, or None."""
+    # Imported here: the layers package imports nothing from this module, but
+    # keeping the import local leaves `sites` usable on its own.
+    from keras_deadrelu import layers as deadrelu_layers
+
+    marked = getattr(layer, FAMILY_ATTRIBUTE, None)
+    if isinstance(marked, str):
+        return marked
+    by_class = (
+        (deadrelu_layers.PReLU, "prelu"),
+        (deadrelu_layers.ELU, "elu"),
+        (deadrelu_layers.SELU, "selu"),
+        (deadrelu_layers.LeakyReLU, "leaky_relu"),
+        (keras.layers.PReLU, "prelu"),
+        (keras.layers.ELU, "elu"),
+        (keras.layers.LeakyReLU, "leaky_relu"),
+        (keras.layers.ReLU, "relu"),
+    )
+    for layer_class, kind in by_class:
+        if isinstance(layer, layer_class):
+            return kind
+    if isinstance(layer, keras.Model):
+        return None
+    return activation_kind(getattr(layer, "activation", None))
+
+
+def _channel_axis(layer: Any) -> int:
+    return 1 if getattr(layer, "data_format", None) == "channels_first" else -1
+
+
+def _children(layer: Any) -> list[Any]:
+    flatten = getattr(layer, "_flatten_layers", None)
+    if flatten is not None:
+        children = list(flatten(include_self=False, recursive=False))
+    else:
+        children = list(getattr(layer, "layers", []))
+    return [
+        child for child in children if not isinstance(child, keras.layers.InputLayer)
+    ]
+
+
+def walk_layers(model: Any) -> Iterator[tuple[str, Any]]:
+    """Yields ``(path name, layer)`` for every layer under `model`, in order.
+
+    Each layer is yielded once, even when it is shared.
+    """
+    seen: set[int] = set()
+
+    def visit(parent: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+        for child in _children(parent):
+            if id(child) in seen:
+                continue
+            seen.add(id(child))
+            name = f"{prefix}/{child.name}" if prefix else child.name
+            yield name, child
+            yield from visit(child, name)
+
+    yield from visit(model, "")
+
+
+def find_sites(model: Any) -> list[Site]:
+    """Returns every ReLU-family site of `model`, in model order."""
+    sites = []
+    for name, layer in walk_layers(model):
+        kind = layer_kind(layer)
+        if kind is not None:
+            sites.append(Site(name, layer, kind, _channel_axis(layer)))
+    return sites
+
+
+def select_sites(
+    sites: list[Site], names: list[str] | tuple[str, ...] | None
+) -> list[Site]:
+    """Keeps the sites named in `names` (all when None), in model order.
+
+    A name may be a site's full path or, when unambiguous, its layer name.
+    Raises ``ValueError`` naming the unknown names and listing the sites.
+    """
+    if names is None:
+        return list(sites)
+    if isinstance(names, str):
+        names = [names]
+    by_path = {site.name: site for site in sites}
+    by_layer_name: dict[str, list[Site]] = {}
+    for site in sites:
+        by_layer_name.setdefault(site.layer.name, []).append(site)
+    chosen: dict[str, Site] = {}
+    unknown = []
+    for name in names:
+        if name in by_path:
+            chosen[name] = by_path[name]
+        elif len(by_layer_name.get(name, [])) == 1:
+            site = by_layer_name[name][0]
+            chosen[site.name] = site
+        else:
+            unknown.append(name)
+    if unknown:
+        available = ", ".join(repr(site.name) for site in sites) or "none"
+        raise ValueError(
+            f"Argument `layers` names no ReLU-family site of this model: "
+            f"{unknown!r}. Available sites: {available}. Received: layers={names!r}"
+        )
+    return [site for site in sites if site.name in chosen]

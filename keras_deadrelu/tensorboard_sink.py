@@ -1,0 +1,149 @@
+"""What goes to TensorBoard, and where.
+
+The monitor writes into its own run folder, ``<log_dir>/<run_name>``
+(``run_name`` defaults to ``"dead_neurons"``), so it sits beside
+``keras.callbacks.TensorBoard(log_dir)``, which writes ``train/`` and
+``validation/``. Per window, at one step:
+
+==============================  ==========  =====================================
+tag                             kind        value
+==============================  ==========  =====================================
+``dead_fraction``               scalar      model-wide: dead units / all units
+``dead_fraction/<site>``        scalar      the site's dead units / units
+``dormant_fraction/<site>``     scalar      ReDo dormant units / units
+``nan_units``                   scalar      model-wide count of NaN/inf units
+``nan_units/<site>``            scalar      the site's NaN/inf units
+``firing_rate/<site>``          histogram   per-unit firing rates
+``selu_mean/<site>``            scalar      SELU sites: activation mean
+``selu_std/<site>``             scalar      SELU sites: activation std
+``firing_rate_map``             image       one row per site, firing-rate bins
+==============================  ==========  =====================================
+
+plus, once per writer, a Custom Scalars layout (a "Dead neurons" category
+with one chart holding every site's dead fraction as a line, one for the
+dormant fractions, and the model-wide line). The writer is created on first
+use and closed by :meth:`TensorBoardSink.close`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import tensorflow as tf
+from tensorboard.plugins.custom_scalar import layout_pb2
+from tensorboard.plugins.custom_scalar import summary as custom_scalar_summary
+
+from keras_deadrelu.firing_rate_map import firing_rate_map
+from keras_deadrelu.unit_statistics import WindowStatistics
+
+DEFAULT_RUN_NAME = "dead_neurons"
+
+
+def custom_scalars_layout() -> layout_pb2.Layout:
+    """The Custom Scalars layout: every site's dead fraction on one chart."""
+    return layout_pb2.Layout(
+        category=[
+            layout_pb2.Category(
+                title="Dead neurons",
+                chart=[
+                    layout_pb2.Chart(
+                        title="Dead fraction per site",
+                        multiline=layout_pb2.MultilineChartContent(
+                            tag=[r"^dead_fraction/.*"]
+                        ),
+                    ),
+                    layout_pb2.Chart(
+                        title="Dead fraction, model-wide",
+                        multiline=layout_pb2.MultilineChartContent(
+                            tag=[r"^dead_fraction$"]
+                        ),
+                    ),
+                    layout_pb2.Chart(
+                        title="Dormant fraction per site (ReDo)",
+                        multiline=layout_pb2.MultilineChartContent(
+                            tag=[r"^dormant_fraction/.*"]
+                        ),
+                    ),
+                ],
+            )
+        ]
+    )
+
+
+class TensorBoardSink:
+    """Writes window statistics as TensorBoard summaries.
+
+    Args:
+        log_dir: the TensorBoard log directory.
+        run_name: the run folder under `log_dir` this sink writes into.
+        histograms: write the per-site firing-rate histograms.
+        images: write the firing-rate map image.
+    """
+
+    def __init__(
+        self,
+        log_dir: str,
+        run_name: str = DEFAULT_RUN_NAME,
+        histograms: bool = True,
+        images: bool = True,
+    ):
+        self.log_dir = os.fspath(log_dir)
+        self.run_name = run_name
+        self.histograms = histograms
+        self.images = images
+        self._writer = None
+        self._layout_written = False
+
+    @property
+    def run_dir(self) -> str:
+        return os.path.join(self.log_dir, self.run_name)
+
+    def _get_writer(self):
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.run_dir)
+        if not self._layout_written:
+            self._layout_written = True
+            with self._writer.as_default():
+                layout = custom_scalar_summary.pb(custom_scalars_layout())
+                tf.summary.experimental.write_raw_pb(layout.SerializeToString(), step=0)
+        return self._writer
+
+    def write_window(self, step: int, window: WindowStatistics) -> None:
+        """Writes every figure of one window at `step`."""
+        if not window.sites:
+            return
+        with self._get_writer().as_default(step=step):
+            tf.summary.scalar("dead_fraction", window.dead_fraction)
+            tf.summary.scalar("nan_units", window.nan_count)
+            for site in window.sites:
+                tf.summary.scalar(f"dead_fraction/{site.name}", site.dead_fraction)
+                tf.summary.scalar(
+                    f"dormant_fraction/{site.name}", site.dormant_fraction
+                )
+                tf.summary.scalar(f"nan_units/{site.name}", site.nan_count)
+                if self.histograms:
+                    finite_rates = site.firing_rate[np.isfinite(site.firing_rate)]
+                    tf.summary.histogram(
+                        f"firing_rate/{site.name}",
+                        finite_rates,
+                        buckets=20,
+                    )
+                if site.activation_mean is not None:
+                    tf.summary.scalar(f"selu_mean/{site.name}", site.activation_mean)
+                    tf.summary.scalar(f"selu_std/{site.name}", site.activation_std)
+            if self.images:
+                image = firing_rate_map([site.firing_rate for site in window.sites])
+                tf.summary.image(
+                    "firing_rate_map",
+                    image[np.newaxis],
+                    description="Rows: sites in model order. Columns: firing-rate "
+                    "bins from 0 (left, dead) to 1. Brightness: share of units.",
+                )
+        self._writer.flush()
+
+    def close(self) -> None:
+        """Flushes and closes the writer; a later write opens a new one."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
