@@ -92,8 +92,13 @@ class CounterRecorder:
             )
         return reduce_axes, unit_shape
 
-    def record(self, site: Site, outputs) -> None:
-        """Adds one batch of `site`'s outputs to its counters."""
+    def record(self, site: Site, outputs, pre_activation=None) -> None:
+        """Adds one batch of `site`'s outputs to its counters.
+
+        `pre_activation`, when given (same shape as `outputs`), lets a NaN or
+        inf *input* to the activation mark the unit as NaN even where the
+        activation maps it to a finite value (``relu(nan)`` may give 0).
+        """
         values = tf.convert_to_tensor(outputs)
         reduce_axes, unit_shape = self._reduce_axes_and_unit_shape(site, values.shape)
         counters = self._counters.get(site.name)
@@ -106,7 +111,14 @@ class CounterRecorder:
         values = tf.cast(values, tf.float32)
         positive = tf.reduce_sum(tf.cast(values > 0, tf.int32), axis=reduce_axes)
         counters.positive_count.assign_add(tf.cast(positive, tf.int64))
-        counters.abs_sum.assign_add(tf.reduce_sum(tf.abs(values), axis=reduce_axes))
+        magnitudes = tf.abs(values)
+        if pre_activation is not None:
+            pre_activation = tf.cast(tf.convert_to_tensor(pre_activation), tf.float32)
+            if pre_activation.shape == values.shape:
+                # 0 * z is 0 for finite z and NaN for NaN or inf: a NaN input
+                # poisons the unit's sum without an extra reduction.
+                magnitudes = magnitudes + 0.0 * pre_activation
+        counters.abs_sum.assign_add(tf.reduce_sum(magnitudes, axis=reduce_axes))
         elements_per_unit = tf.size(values, out_type=tf.int64) // int(
             np.prod(unit_shape)
         )

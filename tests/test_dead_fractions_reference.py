@@ -1,0 +1,227 @@
+"""Dead fractions and firing rates against an independent NumPy forward pass.
+
+The models are compiled with a learning rate of 0, so the weights that the
+NumPy reference reads before training are the weights every training step
+used: streaming counts over one epoch must equal the reference over the
+whole training set, unit by unit.
+"""
+
+import keras
+import numpy as np
+import pytest
+from numpy_reference import conv2d_valid, dead_units, dense, relu
+
+import keras_deadrelu as kd
+
+rng = np.random.default_rng(7)
+
+
+def engineered_dense_weights(layer, dead_columns, shifted_columns):
+    """Random kernel; `dead_columns` zeroed with bias -1 (dead for sure);
+    `shifted_columns` get bias -2 so that only some inputs fire them."""
+    kernel, bias = (w.copy() for w in layer.get_weights())
+    kernel[:] = rng.normal(size=kernel.shape)
+    bias[:] = rng.normal(scale=0.1, size=bias.shape)
+    kernel[:, dead_columns] = 0.0
+    bias[dead_columns] = -1.0
+    bias[shifted_columns] = -2.0
+    layer.set_weights([kernel, bias])
+    return kernel, bias
+
+
+def build_dense_model():
+    block = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(7, activation="relu", name="inner")],
+        name="block",
+    )
+    inputs = keras.Input((6,))
+    hidden = keras.layers.Dense(12, activation="relu", name="dense_relu")(inputs)
+    hidden = keras.layers.Dense(10, name="pre_relu")(hidden)
+    hidden = keras.layers.ReLU(name="relu_layer")(hidden)
+    hidden = keras.layers.Dense(8, name="pre_activation")(hidden)
+    hidden = keras.layers.Activation("relu", name="activation_relu")(hidden)
+    hidden = block(hidden)
+    outputs = keras.layers.Dense(1, name="head")(hidden)
+    model = keras.Model(inputs, outputs)
+    weights = {
+        "dense_relu": engineered_dense_weights(model.get_layer("dense_relu"), [0, 1], [2, 3]),
+        "pre_relu": engineered_dense_weights(model.get_layer("pre_relu"), [4], [5, 6]),
+        "pre_activation": engineered_dense_weights(
+            model.get_layer("pre_activation"), [0, 7], [3]
+        ),
+        "inner": engineered_dense_weights(block.get_layer("inner"), [2, 3, 4], [5]),
+    }
+    return model, weights
+
+
+def dense_reference(x, weights):
+    a1 = relu(dense(x, *weights["dense_relu"]))
+    a2 = relu(dense(a1, *weights["pre_relu"]))
+    a3 = relu(dense(a2, *weights["pre_activation"]))
+    a4 = relu(dense(a3, *weights["inner"]))
+    return {
+        "dense_relu": a1,
+        "relu_layer": a2,
+        "activation_relu": a3,
+        "block/inner": a4,
+    }
+
+
+def build_conv_model():
+    inputs = keras.Input((8, 8, 2))
+    hidden = keras.layers.Conv2D(5, 3, activation="relu", name="conv")(inputs)
+    hidden = keras.layers.Conv2D(4, 3, name="conv_pre")(hidden)
+    hidden = keras.layers.ReLU(name="conv_relu")(hidden)
+    hidden = keras.layers.GlobalAveragePooling2D()(hidden)
+    model = keras.Model(inputs, keras.layers.Dense(1)(hidden))
+    weights = {}
+    for name, dead_channel, shifted in (("conv", 0, 1), ("conv_pre", 3, 2)):
+        layer = model.get_layer(name)
+        kernel, bias = (w.copy() for w in layer.get_weights())
+        kernel[:] = rng.normal(size=kernel.shape)
+        bias[:] = rng.normal(scale=0.1, size=bias.shape)
+        kernel[..., dead_channel] = 0.0
+        bias[dead_channel] = -1.0
+        bias[shifted] = -8.0
+        layer.set_weights([kernel, bias])
+        weights[name] = (kernel, bias)
+    return model, weights
+
+
+def conv_reference(x, weights):
+    a1 = relu(conv2d_valid(x, *weights["conv"]))
+    a2 = relu(conv2d_valid(a1, *weights["conv_pre"]))
+    return {"conv": a1, "conv_relu": a2}
+
+
+def fit_one_epoch(model, x, monitor, jit_compile):
+    model.compile(
+        keras.optimizers.SGD(learning_rate=0.0), "mse", jit_compile=jit_compile
+    )
+    y = np.zeros((len(x), 1), "float32")
+    return model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[monitor])
+
+
+CASES = {
+    "dense": (build_dense_model, dense_reference, (240, 6)),
+    "conv": (build_conv_model, conv_reference, (64, 8, 8, 2)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_streaming_matches_numpy(case, jit_compile):
+    build, reference, shape = CASES[case]
+    model, weights = build()
+    x = rng.normal(size=shape).astype("float32")
+    expected = reference(x, weights)
+    monitor = kd.DeadNeuronMonitor(log_dir=None, verbose=0)
+    history = fit_one_epoch(model, x, monitor, jit_compile)
+
+    assert [site.name for site in monitor.last_window.sites] == list(expected)
+    all_dead = all_units = 0
+    for name, activations in expected.items():
+        site = monitor.last_window[name]
+        reference_dead = dead_units(activations)
+        np.testing.assert_array_equal(site.dead, reference_dead, err_msg=name)
+        moved = activations.reshape(-1, activations.shape[-1])
+        np.testing.assert_allclose(site.firing_rate, (moved > 0).mean(axis=0))
+        assert history.history[f"dead_fraction/{name}"][0] == pytest.approx(
+            reference_dead.mean()
+        )
+        all_dead += reference_dead.sum()
+        all_units += reference_dead.size
+    # The engineered units are dead for sure; some shifted ones may be too.
+    assert 0 < all_dead < all_units
+    assert history.history["dead_fraction"][0] == pytest.approx(all_dead / all_units)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_probe_mode_and_dead_fractions_match_numpy(case):
+    build, reference, shape = CASES[case]
+    model, weights = build()
+    x_train = rng.normal(size=shape).astype("float32")
+    x_probe = rng.normal(size=shape).astype("float32")
+    expected = {
+        name: float(dead_units(a).mean())
+        for name, a in reference(x_probe, weights).items()
+    }
+
+    assert kd.dead_fractions(model, x_probe, batch_size=7) == pytest.approx(expected)
+
+    monitor = kd.DeadNeuronMonitor(
+        log_dir=None, verbose=0, probe_data=x_probe, probe_batch_size=10
+    )
+    history = fit_one_epoch(model, x_train, monitor, jit_compile=False)
+    for name, fraction in expected.items():
+        assert history.history[f"dead_fraction/{name}"][0] == pytest.approx(fraction)
+
+
+def test_unit_granularity_counts_every_position():
+    model, weights = build_conv_model()
+    x = rng.normal(size=(32, 8, 8, 2)).astype("float32")
+    activations = conv_reference(x, weights)["conv"]  # (32, 6, 6, 5)
+    expected_dead = ~(activations > 0).any(axis=0).reshape(-1)
+
+    monitor = kd.DeadNeuronMonitor(
+        log_dir=None, verbose=0, granularity="unit", layers=["conv"]
+    )
+    fit_one_epoch(model, x, monitor, jit_compile=False)
+
+    site = monitor.last_window["conv"]
+    assert site.unit_count == 6 * 6 * 5
+    np.testing.assert_array_equal(site.dead, expected_dead)
+    # Per-position units die more easily than whole channels.
+    assert site.dead_fraction >= dead_units(activations).mean()
+
+
+def test_engineered_known_answer_zero_kernel_and_bias_minus_five():
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Dense(
+        8,
+        activation="relu",
+        name="hidden",
+        kernel_initializer="zeros",
+        bias_initializer=keras.initializers.Constant(
+            [-5.0, -5.0, -5.0, 5.0, 5.0, 5.0, 5.0, 5.0]
+        ),
+    )(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(1)(hidden))
+    x = rng.normal(size=(50, 4)).astype("float32")
+
+    assert kd.dead_fractions(model, x) == {"hidden": 3 / 8}
+    window_site = None
+    monitor = kd.DeadNeuronMonitor(log_dir=None, verbose=0)
+    fit_one_epoch(model, x, monitor, jit_compile=False)
+    window_site = monitor.last_window["hidden"]
+    assert window_site.dead.tolist() == [True] * 3 + [False] * 5
+    assert window_site.firing_rate.tolist() == [0.0] * 3 + [1.0] * 5
+    # Dormant (ReDo) with tau 0.1: dead units have score 0.
+    assert window_site.dormant.tolist() == [True] * 3 + [False] * 5
+
+
+def test_nan_units_are_reported_apart():
+    inputs = keras.Input((3,))
+    hidden = keras.layers.Dense(4, activation="relu", name="hidden")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(1)(hidden))
+    layer = model.get_layer("hidden")
+    kernel = np.ones((3, 4), "float32")
+    kernel[:, 1] = np.nan  # unit 1 outputs NaN
+    bias = np.array([0.0, 0.0, -100.0, 0.0], "float32")
+    kernel[:, 2] = 0.0  # unit 2 is dead
+    layer.set_weights([kernel, bias])
+    # NaN gradients would turn every weight NaN, even at learning rate 0.
+    layer.trainable = False
+    x = np.abs(rng.normal(size=(20, 3))).astype("float32") + 0.1
+
+    monitor = kd.DeadNeuronMonitor(log_dir=None, verbose=0)
+    fit_one_epoch(model, x, monitor, jit_compile=False)
+    site = monitor.last_window["hidden"]
+    assert site.nan.tolist() == [False, True, False, False]
+    assert site.dead.tolist() == [False, False, True, False]
+    assert site.nan_count == 1 and site.dead_count == 1
+    assert site.dead_fraction == 0.25
+    assert np.isnan(site.firing_rate[1])
+    # The probe reports the same, and so does the model-wide figure.
+    assert kd.dead_fractions(model, x) == {"hidden": 0.25}
+    assert monitor.last_window.nan_count == 1
