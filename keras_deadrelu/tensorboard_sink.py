@@ -33,11 +33,13 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.custom_scalar import summary as custom_scalar_summary
+from tensorboard.plugins.histogram import metadata as histogram_metadata
 
 from keras_deadrelu.firing_rate_map import firing_rate_map
 from keras_deadrelu.unit_statistics import WindowStatistics
 
 DEFAULT_RUN_NAME = "dead_neurons"
+HISTOGRAM_BUCKETS = 20
 
 
 def custom_scalars_layout() -> layout_pb2.Layout:
@@ -68,6 +70,27 @@ def custom_scalars_layout() -> layout_pb2.Layout:
                 ],
             )
         ]
+    )
+
+
+def _write_firing_rate_histogram(tag: str, firing_rates: np.ndarray) -> None:
+    """A histogram with fixed buckets over [0, 1], so windows compare.
+
+    ``tf.summary.histogram`` fits its buckets to the data (a site whose units
+    all fire at rate 0 gets buckets around 0); firing rates live in [0, 1],
+    so the buckets are fixed: 20 of width 0.05. NaN units are left out.
+    """
+    rates = firing_rates[np.isfinite(firing_rates)]
+    counts, edges = np.histogram(rates, bins=HISTOGRAM_BUCKETS, range=(0.0, 1.0))
+    buckets = np.stack([edges[:-1], edges[1:], counts], axis=1).astype(np.float64)
+    tf.summary.write(
+        tag,
+        tf.constant(buckets),
+        metadata=histogram_metadata.create_summary_metadata(
+            display_name=tag,
+            description="Per-unit firing rates (share of inputs on which the "
+            "unit was > 0), 20 buckets over [0, 1].",
+        ),
     )
 
 
@@ -123,11 +146,8 @@ class TensorBoardSink:
                 )
                 tf.summary.scalar(f"nan_units/{site.name}", site.nan_count)
                 if self.histograms:
-                    finite_rates = site.firing_rate[np.isfinite(site.firing_rate)]
-                    tf.summary.histogram(
-                        f"firing_rate/{site.name}",
-                        finite_rates,
-                        buckets=20,
+                    _write_firing_rate_histogram(
+                        f"firing_rate/{site.name}", site.firing_rate
                     )
                 if site.activation_mean is not None:
                     tf.summary.scalar(f"selu_mean/{site.name}", site.activation_mean)

@@ -1,0 +1,249 @@
+"""The monitor in a real ``fit``: logs, event files on disk, saving, windows."""
+
+import json
+import os
+import subprocess
+import sys
+import warnings
+
+import keras
+import numpy as np
+import pytest
+from event_files import read_run, scalar_series
+from tensorboard.plugins.custom_scalar import layout_pb2
+
+import keras_deadrelu as kd
+
+rng = np.random.default_rng(11)
+X = rng.normal(size=(128, 5)).astype("float32")
+Y = rng.normal(size=(128, 1)).astype("float32")
+
+
+def small_model(dead_bias=-5.0):
+    """Two sites: 'alive' (healthy) and 'dying' (zero kernel, bias far below 0)."""
+    inputs = keras.Input((5,))
+    alive = keras.layers.Dense(8, activation="relu", name="alive")(inputs)
+    dying = keras.layers.Dense(
+        4,
+        activation="relu",
+        name="dying",
+        kernel_initializer="zeros",
+        bias_initializer=keras.initializers.Constant(dead_bias),
+    )(inputs)
+    merged = keras.layers.Concatenate()([alive, dying])
+    model = keras.Model(inputs, keras.layers.Dense(1, name="head")(merged))
+    model.compile(keras.optimizers.SGD(0.01), "mse")
+    return model
+
+
+def test_history_logs_per_site_and_model_wide(tmp_path):
+    model = small_model()
+    monitor = kd.DeadNeuronMonitor(log_dir=str(tmp_path), verbose=0)
+    history = model.fit(X, Y, epochs=3, batch_size=32, verbose=0, callbacks=[monitor])
+    dead_alive = np.asarray(history.history["dead_fraction/alive"])
+    assert history.history["dead_fraction/dying"] == [1.0, 1.0, 1.0]
+    expected_model_wide = (dead_alive * 8 + 4) / 12
+    np.testing.assert_allclose(history.history["dead_fraction"], expected_model_wide)
+
+
+def test_event_files_hold_tags_steps_values_layout_histograms_image(tmp_path):
+    model = small_model()
+    monitor = kd.DeadNeuronMonitor(log_dir=str(tmp_path), verbose=0)
+    history = model.fit(X, Y, epochs=3, batch_size=32, verbose=0, callbacks=[monitor])
+
+    records = read_run(os.path.join(tmp_path, "dead_neurons"))
+    for tag in ("dead_fraction/alive", "dead_fraction/dying", "dead_fraction"):
+        series = scalar_series(records, tag)
+        assert [step for step, _ in series] == [0, 1, 2]
+        np.testing.assert_allclose(
+            [value for _, value in series], history.history[tag], rtol=1e-6
+        )
+    assert scalar_series(records, "nan_units/dying") == [(0, 0), (1, 0), (2, 0)]
+    assert [v for _, v in scalar_series(records, "dormant_fraction/dying")] == [1.0] * 3
+
+    # Histograms: 20 buckets of (left, right, count); counts add up to the units.
+    step, histogram, plugin = records["firing_rate/alive"][0]
+    assert plugin == "histograms" and histogram.shape == (20, 3)
+    assert histogram[:, 2].sum() == pytest.approx(8)
+    _, dying_histogram, _ = records["firing_rate/dying"][-1]
+    assert dying_histogram[:, 2].sum() == pytest.approx(4)
+    assert dying_histogram[0, 2] == pytest.approx(4)  # every unit fires at rate 0
+    np.testing.assert_allclose(dying_histogram[:, 0], np.arange(20) / 20)
+    # The 'alive' buckets agree with the window's own firing rates.
+    counts, _ = np.histogram(monitor.last_window["alive"].firing_rate, 20, (0, 1))
+    np.testing.assert_array_equal(records["firing_rate/alive"][-1][1][:, 2], counts)
+
+    # Image: one per window; width, height header then a PNG.
+    images = records["firing_rate_map"]
+    assert [step for step, _, _ in images] == [0, 1, 2]
+    width, height, png = images[0][1]
+    assert int(height) == 2 * 12 and int(width) == 20 * 12
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # Custom Scalars layout with one chart holding every site's dead fraction.
+    (_, layout_bytes, plugin), = records["custom_scalars__config__"]
+    assert plugin == "custom_scalars"
+    layout = layout_pb2.Layout.FromString(layout_bytes.item())
+    charts = {chart.title: chart for chart in layout.category[0].chart}
+    assert list(charts["Dead fraction per site"].multiline.tag) == [r"^dead_fraction/.*"]
+
+
+def test_second_fit_continues_step_numbering(tmp_path):
+    model = small_model()
+    monitor = kd.DeadNeuronMonitor(log_dir=str(tmp_path), verbose=0)
+    model.fit(X, Y, epochs=2, verbose=0, callbacks=[monitor])
+    model.fit(X, Y, epochs=2, verbose=0, callbacks=[monitor])
+    records = read_run(os.path.join(tmp_path, "dead_neurons"))
+    steps = [step for step, _ in scalar_series(records, "dead_fraction")]
+    assert steps == [0, 1, 2, 3]
+
+
+def test_step_windows_use_global_steps(tmp_path):
+    model = small_model()
+    monitor = kd.DeadNeuronMonitor(log_dir=str(tmp_path), verbose=0, freq=2)
+    history = model.fit(X, Y, epochs=2, batch_size=32, verbose=0, callbacks=[monitor])
+    records = read_run(os.path.join(tmp_path, "dead_neurons"))
+    steps = [step for step, _ in scalar_series(records, "dead_fraction/dying")]
+    assert steps == [2, 4, 6, 8]  # 4 steps per epoch, a window every 2
+    assert history.history["dead_fraction/dying"] == [1.0, 1.0]
+
+
+def test_coexists_with_keras_tensorboard_on_the_same_log_dir(tmp_path):
+    model = small_model()
+    callbacks = [
+        kd.DeadNeuronMonitor(log_dir=str(tmp_path), verbose=0),
+        keras.callbacks.TensorBoard(log_dir=str(tmp_path)),
+    ]
+    model.fit(X, Y, epochs=2, verbose=0, validation_data=(X, Y), callbacks=callbacks)
+    assert sorted(os.listdir(tmp_path)) == ["dead_neurons", "train", "validation"]
+    ours = read_run(os.path.join(tmp_path, "dead_neurons"))
+    theirs = read_run(os.path.join(tmp_path, "train"))
+    assert "dead_fraction/dying" in ours and "epoch_loss" in theirs
+    assert not any(tag.startswith("dead_fraction") for tag in theirs)
+
+
+def test_works_with_early_stopping_and_csv_logger(tmp_path):
+    model = small_model()
+    csv_path = tmp_path / "log.csv"
+    callbacks = [
+        kd.DeadNeuronMonitor(log_dir=None, verbose=0),
+        keras.callbacks.EarlyStopping(monitor="dead_fraction", mode="min", patience=1),
+        keras.callbacks.CSVLogger(str(csv_path)),
+    ]
+    history = model.fit(X, Y, epochs=10, verbose=0, callbacks=callbacks)
+    # The dying site never changes, so the model-wide figure stops improving.
+    assert len(history.history["loss"]) < 10
+    header = csv_path.read_text().splitlines()[0].split(",")
+    assert "dead_fraction" in header and "dead_fraction/dying" in header
+
+
+def test_progress_bar_shows_dead_fraction(capsys):
+    model = small_model()
+    model.fit(
+        X, Y, epochs=1, verbose=2, callbacks=[kd.DeadNeuronMonitor(log_dir=None, verbose=0)]
+    )
+    assert "dead_fraction: " in capsys.readouterr().out
+
+
+def test_warns_once_per_crossing(tmp_path):
+    model = small_model()
+    monitor = kd.DeadNeuronMonitor(log_dir=None, threshold=0.5)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(X, Y, epochs=3, verbose=0, callbacks=[monitor])
+    messages = [str(w.message) for w in caught if w.category is kd.DeadNeuronWarning]
+    assert messages == [
+        "dying: 100% of units dead (4/4) at epoch 1, at or above the threshold of 50%."
+    ]
+
+
+def test_verbose_zero_is_silent(capsys):
+    model = small_model()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(
+            X, Y, epochs=1, verbose=0,
+            callbacks=[kd.DeadNeuronMonitor(log_dir=None, verbose=0)],
+        )
+    assert not [w for w in caught if w.category is kd.DeadNeuronWarning]
+    assert capsys.readouterr().out == ""
+
+
+def test_model_without_sites_warns_once_and_trains():
+    inputs = keras.Input((5,))
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="tanh")(inputs))
+    model.compile("sgd", "mse")
+    with pytest.warns(kd.DeadNeuronWarning, match="no ReLU-family site"):
+        history = model.fit(
+            X, Y, epochs=2, verbose=0, callbacks=[kd.DeadNeuronMonitor(log_dir=None)]
+        )
+    assert len(history.history["loss"]) == 2
+    assert "dead_fraction" not in history.history
+
+
+def test_layers_selects_sites_and_unknown_names_are_listed():
+    model = small_model()
+    monitor = kd.DeadNeuronMonitor(log_dir=None, verbose=0, layers=["dying"])
+    history = model.fit(X, Y, epochs=1, verbose=0, callbacks=[monitor])
+    assert [key for key in history.history if key.startswith("dead")] == [
+        "dead_fraction/dying",
+        "dead_fraction",
+    ]
+    weights_before = [w.copy() for w in model.get_weights()]
+    bad = kd.DeadNeuronMonitor(log_dir=None, verbose=0, layers=["nope"])
+    with pytest.raises(ValueError, match=r"\['nope'\].*'alive', 'dying'"):
+        model.fit(X, Y, epochs=1, verbose=0, callbacks=[bad])
+    for before, after in zip(weights_before, model.get_weights(), strict=True):
+        np.testing.assert_array_equal(before, after)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_model_leaves_no_trace_and_mid_fit_checkpoint_loads_without_monitor(
+    tmp_path, jit_compile
+):
+    model = small_model()
+    model.compile(keras.optimizers.SGD(0.01), "mse", jit_compile=jit_compile)
+    weight_count = len(model.weights)
+    checkpoint = tmp_path / "mid_fit.keras"
+    callbacks = [
+        kd.DeadNeuronMonitor(log_dir=str(tmp_path / "logs"), verbose=0),
+        keras.callbacks.ModelCheckpoint(str(checkpoint)),
+    ]
+    model.fit(X, Y, epochs=2, verbose=0, callbacks=callbacks)
+    # Nothing of the monitor stays on the model or its layers.
+    assert len(model.weights) == weight_count
+    assert "train_step" not in model.__dict__
+    assert all("call" not in layer.__dict__ for layer in model.layers)
+    expected = model.predict(X, verbose=0)
+
+    script = (
+        "import json, sys, numpy as np, keras\n"
+        "model = keras.models.load_model(sys.argv[1])\n"
+        "x = np.load(sys.argv[2])\n"
+        "print(json.dumps({'weights': len(model.weights),\n"
+        "    'prediction': model.predict(x, verbose=0).tolist()}))\n"
+    )
+    np.save(tmp_path / "x.npy", X)
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(checkpoint), str(tmp_path / "x.npy")],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded["weights"] == weight_count
+    np.testing.assert_allclose(loaded["prediction"], expected, rtol=1e-6, atol=1e-6)
+
+
+def test_validation_and_predict_are_not_counted():
+    model = small_model(dead_bias=-5.0)
+    x_val = np.full((16, 5), 100.0, "float32")  # would fire every 'alive' unit
+    monitor = kd.DeadNeuronMonitor(log_dir=None, verbose=0)
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    model.fit(
+        X, Y, epochs=1, verbose=0, validation_data=(x_val, Y[:16]), callbacks=[monitor]
+    )
+    kernel, bias = model.get_layer("alive").get_weights()
+    expected = ~((X @ kernel + bias) > 0).any(axis=0)
+    np.testing.assert_array_equal(monitor.last_window["alive"].dead, expected)
