@@ -68,7 +68,9 @@ def check_positive_int(name: str, value: Any) -> int:
     10
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"Argument `{name}` must be an integer. {_received(name, value)}")
+        raise TypeError(
+            f"Argument `{name}` must be an integer. {_received(name, value)}"
+        )
     if value < 1:
         raise ValueError(f"Argument `{name}` must be >= 1. {_received(name, value)}")
     return int(value)

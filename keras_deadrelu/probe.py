@@ -68,7 +68,7 @@ def as_batches(
             )
         if cardinality == 0:
             raise ValueError("Argument `probe_data` is an empty tf.data.Dataset.")
-        dataset = data.map(_first_of_tuple)
+        dataset = data.map(lambda *element: element[0])
         return dataset.take(steps) if steps is not None else dataset
     if inspect.isgenerator(data) or isinstance(data, collections.abc.Iterator):
         raise TypeError(

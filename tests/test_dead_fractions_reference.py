@@ -44,7 +44,9 @@ def build_dense_model():
     outputs = keras.layers.Dense(1, name="head")(hidden)
     model = keras.Model(inputs, outputs)
     weights = {
-        "dense_relu": engineered_dense_weights(model.get_layer("dense_relu"), [0, 1], [2, 3]),
+        "dense_relu": engineered_dense_weights(
+            model.get_layer("dense_relu"), [0, 1], [2, 3]
+        ),
         "pre_relu": engineered_dense_weights(model.get_layer("pre_relu"), [4], [5, 6]),
         "pre_activation": engineered_dense_weights(
             model.get_layer("pre_activation"), [0, 7], [3]

@@ -81,11 +81,13 @@ def test_event_files_hold_tags_steps_values_layout_histograms_image(tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
     # Custom Scalars layout with one chart holding every site's dead fraction.
-    (_, layout_bytes, plugin), = records["custom_scalars__config__"]
+    ((_, layout_bytes, plugin),) = records["custom_scalars__config__"]
     assert plugin == "custom_scalars"
     layout = layout_pb2.Layout.FromString(layout_bytes.item())
     charts = {chart.title: chart for chart in layout.category[0].chart}
-    assert list(charts["Dead fraction per site"].multiline.tag) == [r"^dead_fraction/.*"]
+    assert list(charts["Dead fraction per site"].multiline.tag) == [
+        r"^dead_fraction/.*"
+    ]
 
 
 def test_second_fit_continues_step_numbering(tmp_path):
@@ -140,7 +142,11 @@ def test_works_with_early_stopping_and_csv_logger(tmp_path):
 def test_progress_bar_shows_dead_fraction(capsys):
     model = small_model()
     model.fit(
-        X, Y, epochs=1, verbose=2, callbacks=[kd.DeadNeuronMonitor(log_dir=None, verbose=0)]
+        X,
+        Y,
+        epochs=1,
+        verbose=2,
+        callbacks=[kd.DeadNeuronMonitor(log_dir=None, verbose=0)],
     )
     assert "dead_fraction: " in capsys.readouterr().out
 
@@ -162,7 +168,10 @@ def test_verbose_zero_is_silent(capsys):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model.fit(
-            X, Y, epochs=1, verbose=0,
+            X,
+            Y,
+            epochs=1,
+            verbose=0,
             callbacks=[kd.DeadNeuronMonitor(log_dir=None, verbose=0)],
         )
     assert not [w for w in caught if w.category is kd.DeadNeuronWarning]

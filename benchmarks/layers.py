@@ -1,0 +1,171 @@
+"""Speed of keras_deadrelu's layers against their Keras counterparts and ReLU.
+
+Forward + backward of each layer on a (4096, 1024) float32 tensor, with XLA
+off and on, and the epoch time of `model.fit` on a 4x512 MLP per activation.
+Contenders run interleaved in rounds; medians are reported. Prints a table,
+then one JSON line.
+
+    python benchmarks/layers.py            # full run
+    python benchmarks/layers.py --quick    # smoke run (seconds)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import keras_deadrelu as kd  # noqa: E402
+
+# name -> (our layer factory, Keras counterpart factory)
+PAIRS = {
+    "PReLU": (kd.layers.PReLU, lambda: keras.layers.PReLU()),
+    "ELU": (kd.layers.ELU, lambda: keras.layers.ELU()),
+    "LeakyReLU": (
+        lambda: kd.layers.LeakyReLU(0.01),
+        lambda: keras.layers.LeakyReLU(negative_slope=0.01),
+    ),
+    "SELU": (kd.layers.SELU, lambda: keras.layers.Activation("selu")),
+}
+
+
+def _step_function(layer, jit_compile):
+    @tf.function(jit_compile=jit_compile)
+    def step(x, upstream):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+        return tape.gradient(y, [x, *layer.trainable_variables], upstream)
+
+    return step
+
+
+def time_forward_backward(shape, jit_compile, rounds, warmup=3):
+    x = tf.random.normal(shape, seed=1)
+    upstream = tf.random.normal(shape, seed=2)
+    contenders = {"ReLU": keras.layers.ReLU()}
+    for name, (ours, theirs) in PAIRS.items():
+        contenders[f"kd.{name}"] = ours()
+        contenders[f"keras.{name}"] = theirs()
+    steps = {}
+    for name, layer in contenders.items():
+        layer.build(shape)
+        steps[name] = _step_function(layer, jit_compile)
+        for _ in range(warmup):
+            steps[name](x, upstream)[0].numpy()
+    times = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step(x, upstream)[0].numpy()
+            times[name].append(time.perf_counter() - start)
+    return {name: 1e3 * statistics.median(values) for name, values in times.items()}
+
+
+class _EpochTimer(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.durations = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.durations.append(time.perf_counter() - self._start)
+
+
+def _mlp(make_activation, features, width=512, depth=4):
+    layers = [keras.Input((features,))]
+    for _ in range(depth):
+        layers += [keras.layers.Dense(width), make_activation()]
+    layers.append(keras.layers.Dense(1))
+    return keras.Sequential(layers)
+
+
+def time_fit_epochs(samples, epochs, rounds):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(samples, 64)).astype("float32")
+    y = rng.normal(size=(samples, 1)).astype("float32")
+    activations = {"ReLU": keras.layers.ReLU}
+    for name, (ours, theirs) in PAIRS.items():
+        activations[f"kd.{name}"] = ours
+        activations[f"keras.{name}"] = theirs
+    models = {}
+    for name, make in activations.items():
+        keras.utils.set_random_seed(0)
+        model = _mlp(make, x.shape[1])
+        model.compile(optimizer="adam", loss="mse")  # jit_compile="auto"
+        model.fit(x[:1024], y[:1024], batch_size=128, epochs=1, verbose=0)  # warm up
+        models[name] = model
+    durations = {name: [] for name in models}
+    for _ in range(rounds):
+        for name, model in models.items():
+            timer = _EpochTimer()
+            model.fit(x, y, batch_size=128, epochs=epochs, verbose=0, callbacks=[timer])
+            durations[name].extend(timer.durations)
+    return {name: 1e3 * statistics.median(values) for name, values in durations.items()}
+
+
+def _rows(setting, times):
+    rows = []
+    for name in PAIRS:
+        ours, theirs, relu = times[f"kd.{name}"], times[f"keras.{name}"], times["ReLU"]
+        rows.append(
+            {
+                "setting": setting,
+                "layer": name,
+                "kd_ms": round(ours, 3),
+                "keras_ms": round(theirs, 3),
+                "relu_ms": round(relu, 3),
+                "kd_over_keras": round(ours / theirs, 3),
+                "kd_over_relu": round(ours / relu, 3),
+            }
+        )
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small, fast smoke run")
+    args = parser.parse_args(argv)
+    if args.quick:
+        shape, rounds, samples, epochs, fit_rounds = (256, 128), 3, 512, 1, 1
+    else:
+        shape, rounds, samples, epochs, fit_rounds = (4096, 1024), 25, 16384, 2, 2
+    rows = []
+    for jit_compile in (False, True):
+        times = time_forward_backward(shape, jit_compile, rounds)
+        rows += _rows(f"fwd+bwd jit={'on' if jit_compile else 'off'}", times)
+    rows += _rows("fit epoch (jit auto)", time_fit_epochs(samples, epochs, fit_rounds))
+
+    header = f"{'setting':22s} {'layer':10s} {'kd ms':>9s} {'keras ms':>9s} "
+    header += f"{'ReLU ms':>9s} {'kd/keras':>9s} {'kd/ReLU':>8s}"
+    print(f"shape={shape} backend={keras.backend.backend()} tf={tf.__version__}")
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        print(
+            f"{row['setting']:22s} {row['layer']:10s} {row['kd_ms']:9.2f} "
+            f"{row['keras_ms']:9.2f} {row['relu_ms']:9.2f} "
+            f"{row['kd_over_keras']:9.2f} {row['kd_over_relu']:8.2f}"
+        )
+    summary = {
+        "benchmark": "layers",
+        "quick": args.quick,
+        "shape": list(shape),
+        "rows": rows,
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""ReLU-variant activation functions, written with `keras.ops` only.
+
+Every function here has a finite gradient for every finite input, in float32
+and in float16: none of them evaluates `exp` of a large positive number in a
+branch that a `where` later throws away (that branch's gradient would be
+`inf * 0 = NaN`).
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+from keras import ops
+
+from keras_deadrelu._validation import check_number
+
+#: SELU's alpha (Klambauer et al., 2017, eq. 14), to the paper's precision.
+SELU_ALPHA = 1.6732632423543772848170429916717
+#: SELU's scale lambda (Klambauer et al., 2017, eq. 14), to the paper's precision.
+SELU_SCALE = 1.0507009873554804934193349852946
+
+__all__ = ["SELU_ALPHA", "SELU_SCALE", "elu", "leaky_relu", "selu"]
+
+
+def _is_python_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def elu(x: Any, alpha: Any = 1.0) -> Any:
+    """Exponential Linear Unit.
+
+    Formula:
+
+    ```
+    f(x) = x                      for x > 0
+    f(x) = alpha * (exp(x) - 1)   for x <= 0
+    ```
+
+    With a Python number for `alpha` this uses the backend's fused ELU kernel
+    (`keras.ops.elu`, one pass forward and one backward); with a tensor for
+    `alpha` it computes `expm1(minimum(x, 0))`, so the exponential never sees
+    a large positive input.
+
+    Args:
+        x: Input tensor.
+        alpha: Scale of the negative part, a real number > 0 or a scalar
+            tensor. Defaults to `1.0`.
+
+    Returns:
+        A tensor of the same shape and dtype as `x`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras import ops
+    >>> np.round(ops.convert_to_numpy(elu(np.array([-1.0, 0.0, 2.0]))), 4)
+    array([-0.6321,  0.    ,  2.    ])
+
+    Reference:
+
+    - [Clevert et al., 2016](https://arxiv.org/abs/1511.07289)
+    """
+    x = ops.convert_to_tensor(x)
+    if not _is_python_number(alpha):
+        alpha = ops.cast(alpha, x.dtype)
+        negative_part = alpha * ops.expm1(ops.minimum(x, ops.cast(0, x.dtype)))
+        return ops.where(x > 0, x, negative_part)
+    alpha = check_number("alpha", alpha, minimum=0, minimum_inclusive=False)
+    unit_elu = ops.elu(x)
+    if alpha == 1.0:
+        return unit_elu
+    scaled_elu = ops.cast(alpha, x.dtype) * unit_elu
+    # For x > 0 the unit ELU is x > alpha * x when alpha < 1 (and < when
+    # alpha > 1); for x <= 0 the order flips. One max/min picks the branch.
+    if alpha < 1.0:
+        return ops.maximum(unit_elu, scaled_elu)
+    return ops.minimum(unit_elu, scaled_elu)
+
+
+def selu(x: Any) -> Any:
+    """Scaled Exponential Linear Unit.
+
+    Formula:
+
+    ```
+    f(x) = SELU_SCALE * x                          for x > 0
+    f(x) = SELU_SCALE * SELU_ALPHA * (exp(x) - 1)  for x <= 0
+    ```
+
+    Uses the backend's fused SELU kernel (`keras.ops.selu`), whose constants
+    are `SELU_ALPHA` and `SELU_SCALE` (the tests check the values against a
+    NumPy computation with these constants).
+
+    Args:
+        x: Input tensor.
+
+    Returns:
+        A tensor of the same shape and dtype as `x`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras import ops
+    >>> np.round(ops.convert_to_numpy(selu(np.array([-1.0, 0.0, 1.0]))), 4)
+    array([-1.1113,  0.    ,  1.0507])
+
+    Reference:
+
+    - [Klambauer et al., 2017](https://arxiv.org/abs/1706.02515)
+    """
+    return ops.selu(ops.convert_to_tensor(x))
+
+
+def leaky_relu(x: Any, negative_slope: Any) -> Any:
+    """Leaky Rectified Linear Unit.
+
+    Formula:
+
+    ```
+    f(x) = x                   for x >= 0
+    f(x) = negative_slope * x  for x < 0
+    ```
+
+    With a Python number for `negative_slope` this uses the backend's fused
+    kernel (`keras.ops.leaky_relu`). With a tensor (for example a variable
+    that may change between steps) it computes `x * where(x >= 0, 1, slope)`:
+    its gradient with respect to `x` is a single multiply.
+
+    Args:
+        x: Input tensor.
+        negative_slope: Slope for `x < 0`: a finite real number >= 0, or a
+            scalar tensor.
+
+    Returns:
+        A tensor of the same shape and dtype as `x`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras import ops
+    >>> ops.convert_to_numpy(leaky_relu(np.array([-10.0, 0.0, 5.0]), 0.01))
+    array([-0.1,  0. ,  5. ])
+
+    Reference:
+
+    - [Maas et al., 2013](https://ai.stanford.edu/~amaas/papers/relu_hybrid_icml2013_final.pdf)
+    """
+    x = ops.convert_to_tensor(x)
+    if _is_python_number(negative_slope):
+        negative_slope = check_number("negative_slope", negative_slope, minimum=0)
+        return ops.leaky_relu(x, negative_slope=negative_slope)
+    slope = ops.cast(negative_slope, x.dtype)
+    return x * ops.where(x >= 0, ops.cast(1, x.dtype), slope)

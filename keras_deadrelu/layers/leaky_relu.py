@@ -1,0 +1,99 @@
+"""Leaky ReLU whose slope lives in a variable, so it can change after tracing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from keras_deadrelu import activations
+from keras_deadrelu._validation import check_number
+
+
+@keras.saving.register_keras_serializable(package="keras_deadrelu")
+class LeakyReLU(keras.layers.Layer):
+    """Leaky Rectified Linear Unit with a changeable slope.
+
+    Formula:
+
+    ```
+    f(x) = x                   for x >= 0
+    f(x) = negative_slope * x  for x < 0
+    ```
+
+    The default slope is 0.01 (Maas et al., 2013). Note that Keras's
+    `keras.layers.LeakyReLU` defaults to 0.3 and `keras.activations.leaky_relu`
+    to 0.2.
+
+    The slope is kept in a non-trainable float32 scalar weight,
+    `negative_slope_variable`, created in `build()`. `set_negative_slope(value)`
+    changes it, and the change takes effect at the next step of an already
+    compiled and traced model (XLA included) without retracing. The weight is
+    saved in `.keras` files; `get_config()["negative_slope"]` reports the
+    current value, so config and weight agree.
+
+    Args:
+        negative_slope: Slope for `x < 0`, a finite number >= 0. Defaults to
+            `0.01`.
+        **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> layer = LeakyReLU()
+    >>> np.round(layer(np.array([-10.0, 0.0, 5.0])).numpy(), 4)
+    array([-0.1,  0. ,  5. ], dtype=float32)
+    >>> layer.set_negative_slope(0.5)
+    >>> layer(np.array([-10.0, 0.0, 5.0])).numpy()
+    array([-5.,  0.,  5.], dtype=float32)
+    >>> layer.negative_slope
+    0.5
+
+    Reference:
+
+    - [Maas et al., 2013](https://ai.stanford.edu/~amaas/papers/relu_hybrid_icml2013_final.pdf)
+    """
+
+    def __init__(self, negative_slope: float = 0.01, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._negative_slope = check_number("negative_slope", negative_slope, minimum=0)
+        self.negative_slope_variable = None
+        self.supports_masking = True
+
+    def build(self, input_shape: tuple) -> None:
+        self.negative_slope_variable = self.add_weight(
+            shape=(),
+            name="negative_slope",
+            initializer=keras.initializers.Constant(self._negative_slope),
+            trainable=False,
+            dtype="float32",
+        )
+
+    @property
+    def negative_slope(self) -> float:
+        """The current slope for `x < 0`, as a Python float."""
+        if self.negative_slope_variable is None:
+            return self._negative_slope
+        return float(keras.ops.convert_to_numpy(self.negative_slope_variable.value))
+
+    def set_negative_slope(self, value: float) -> None:
+        """Checks `value` (a finite number >= 0) and makes it the slope.
+
+        Call it outside the model's step (e.g. from a callback); a compiled
+        model uses the new slope from its next step on, without retracing.
+        """
+        value = check_number("negative_slope", value, minimum=0)
+        self._negative_slope = value
+        if self.negative_slope_variable is not None:
+            self.negative_slope_variable.assign(value)
+
+    def call(self, inputs: Any) -> Any:
+        return activations.leaky_relu(inputs, self.negative_slope_variable)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update({"negative_slope": self.negative_slope})
+        return config

@@ -1,0 +1,123 @@
+"""Bad input fails early, names the argument and the value, and loses nothing."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_deadrelu as kd
+
+X = np.random.default_rng(3).normal(size=(64, 5)).astype("float32")
+Y = np.zeros((64, 1), "float32")
+
+
+def model():
+    inputs = keras.Input((5,))
+    hidden = keras.layers.Dense(6, activation="relu", name="hidden")(inputs)
+    built = keras.Model(inputs, keras.layers.Dense(1)(hidden))
+    built.compile("adam", "mse")
+    return built
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, pattern",
+    [
+        ({"threshold": 1.5}, ValueError, r"`threshold` must be <= 1.*threshold=1.5"),
+        ({"threshold": -0.1}, ValueError, r"threshold=-0.1"),
+        ({"threshold": float("nan")}, ValueError, r"`threshold` must be finite"),
+        ({"threshold": "high"}, TypeError, r"threshold='high'"),
+        ({"fix": "magic"}, ValueError, r"`fix` is not a known fix.*fix='magic'"),
+        ({"fix": ["lower_lr", 3]}, NotImplementedError, r"lower_lr"),
+        ({"fix": "leaky_relu"}, NotImplementedError, r"fix='leaky_relu'"),
+        ({"freq": 0}, ValueError, r"`freq` must be >= 1.*freq=0"),
+        ({"freq": "batch"}, ValueError, r"freq='batch'"),
+        ({"freq": 2.5}, TypeError, r"freq=2.5"),
+        ({"verbose": 3}, ValueError, r"verbose=3"),
+        ({"granularity": "pixel"}, ValueError, r"granularity='pixel'"),
+        ({"dormant_tau": -1}, ValueError, r"dormant_tau=-1"),
+        ({"layers": "hidden"}, TypeError, r"layers='hidden'"),
+        ({"log_dir": 5}, TypeError, r"log_dir=5"),
+        ({"run_name": ""}, ValueError, r"run_name=''"),
+        ({"probe_data": np.array([])}, ValueError, r"`probe_data` is empty"),
+        ({"probe_data": np.array(["a", "b"])}, TypeError, r"`probe_data` must hold"),
+        ({"probe_data": (x for x in [X])}, TypeError, r"generator object"),
+        ({"probe_data": lambda: iter([X])}, ValueError, r"`probe_steps` is required"),
+        (
+            {"probe_data": tf.data.Dataset.from_tensors(X).repeat()},
+            ValueError,
+            r"infinite",
+        ),
+        ({"probe_data": X, "probe_batch_size": 0}, ValueError, r"batch_size=0"),
+    ],
+)
+def test_constructor_rejects(kwargs, error, pattern):
+    with pytest.raises(error, match=pattern):
+        kd.DeadNeuronMonitor(**kwargs)
+
+
+def fit_raises(monitor, error, pattern):
+    built = model()
+    before = [w.copy() for w in built.get_weights()]
+    with pytest.raises(error, match=pattern):
+        built.fit(X, Y, epochs=3, verbose=0, callbacks=[monitor])
+    # Raised before the first step: weights and optimizer untouched.
+    assert int(built.optimizer.iterations.numpy()) == 0
+    for old, new in zip(before, built.get_weights(), strict=True):
+        np.testing.assert_array_equal(old, new)
+    # And the model is not left instrumented.
+    assert "train_step" not in built.__dict__
+    assert all("call" not in layer.__dict__ for layer in built.layers)
+
+
+def test_probe_data_of_the_wrong_shape_fails_in_on_train_begin():
+    monitor = kd.DeadNeuronMonitor(log_dir=None, probe_data=np.ones((10, 3)))
+    fit_raises(monitor, ValueError, r"`probe_data` has batches of shape \(10, 3\)")
+
+
+def test_probe_data_of_the_wrong_rank_fails_in_on_train_begin():
+    monitor = kd.DeadNeuronMonitor(log_dir=None, probe_data=np.ones((10, 5, 2)))
+    fit_raises(monitor, ValueError, r"probe_data")
+
+
+def test_log_dir_that_is_a_file_fails_in_on_train_begin(tmp_path):
+    a_file = tmp_path / "not_a_dir"
+    a_file.write_text("x")
+    monitor = kd.DeadNeuronMonitor(log_dir=str(a_file))
+    fit_raises(monitor, ValueError, r"`log_dir` must be a directory.*not_a_dir")
+
+
+def test_log_dir_below_a_file_fails_in_on_train_begin(tmp_path):
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    monitor = kd.DeadNeuronMonitor(log_dir=str(a_file / "logs"))
+    fit_raises(monitor, ValueError, r"`log_dir` is not writable.*file/logs")
+
+
+def test_unknown_layer_name_fails_in_on_train_begin():
+    monitor = kd.DeadNeuronMonitor(log_dir=None, layers=["hiden"])
+    fit_raises(monitor, ValueError, r"Available sites: 'hidden'.*layers=\['hiden'\]")
+
+
+def test_dead_fractions_rejects_bad_arguments():
+    built = model()
+    with pytest.raises(ValueError, match="granularity='x'"):
+        kd.dead_fractions(built, X, granularity="x")
+    with pytest.raises(ValueError, match="batch_size=-2"):
+        kd.dead_fractions(built, X, batch_size=-2)
+    with pytest.raises(ValueError, match="Available sites"):
+        kd.dead_fractions(built, X, layers=["nope"])
+
+
+def test_probe_accepts_datasets_tuples_and_generator_functions():
+    built = model()
+    kernel, bias = built.get_layer("hidden").get_weights()
+    expected = {"hidden": float((~((X @ kernel + bias) > 0).any(axis=0)).mean())}
+    batches = [X[i : i + 16] for i in range(0, 64, 16)]
+    sources = [
+        {"data": (X, Y)},
+        {"data": tf.data.Dataset.from_tensor_slices((X, Y)).batch(10)},
+        {"data": lambda: iter(batches), "steps": 4},
+        {"data": tf.data.Dataset.from_tensor_slices(X).batch(8).repeat(), "steps": 8},
+    ]
+    for source in sources:
+        assert kd.dead_fractions(built, **source) == pytest.approx(expected)

@@ -1,0 +1,139 @@
+"""Finding sites: every ReLU-family activation, in model order, nested too."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_deadrelu as kd
+from keras_deadrelu.sites import activation_kind
+
+
+def test_finds_every_kind_of_site_and_skips_the_rest():
+    inner = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(3, activation="selu", name="d")],
+        name="inner",
+    )
+    outer = keras.Sequential([keras.Input((4,)), inner], name="outer")
+    inputs = keras.Input((4,))
+    layers = [
+        keras.layers.Dense(4, activation="relu", name="dense_relu"),
+        keras.layers.Dense(4, activation="relu6", name="dense_relu6"),
+        keras.layers.Dense(4, activation="leaky_relu", name="dense_leaky"),
+        keras.layers.Dense(4, activation="elu", name="dense_elu"),
+        keras.layers.Dense(4, activation="tanh", name="dense_tanh"),
+        keras.layers.Dense(4, name="dense_linear"),
+        keras.layers.ReLU(name="relu"),
+        keras.layers.LeakyReLU(name="keras_leaky"),
+        keras.layers.PReLU(name="keras_prelu"),
+        keras.layers.ELU(name="keras_elu"),
+        keras.layers.Activation("relu", name="activation_relu"),
+        keras.layers.Activation("selu", name="activation_selu"),
+        keras.layers.Activation("sigmoid", name="activation_sigmoid"),
+        kd.layers.PReLU(name="kd_prelu"),
+        kd.layers.ELU(name="kd_elu"),
+        kd.layers.SELU(name="kd_selu"),
+        kd.layers.LeakyReLU(name="kd_leaky"),
+        kd.layers.SELUDense(4, name="kd_selu_dense"),
+        outer,
+    ]
+    hidden = inputs
+    for layer in layers:
+        hidden = layer(hidden)
+    model = keras.Model(inputs, hidden)
+    found = [(site.name, site.kind) for site in kd.find_sites(model)]
+    assert found == [
+        ("dense_relu", "relu"),
+        ("dense_relu6", "relu6"),
+        ("dense_leaky", "leaky_relu"),
+        ("dense_elu", "elu"),
+        ("relu", "relu"),
+        ("keras_leaky", "leaky_relu"),
+        ("keras_prelu", "prelu"),
+        ("keras_elu", "elu"),
+        ("activation_relu", "relu"),
+        ("activation_selu", "selu"),
+        ("kd_prelu", "prelu"),
+        ("kd_elu", "elu"),
+        ("kd_selu", "selu"),
+        ("kd_leaky", "leaky_relu"),
+        ("kd_selu_dense", "selu"),
+        ("outer/inner/d", "selu"),
+    ]
+
+
+def test_shared_layer_is_one_site():
+    shared = keras.layers.Dense(3, activation="relu", name="shared")
+    first, second = keras.Input((3,)), keras.Input((3,))
+    model = keras.Model(
+        [first, second], keras.layers.Add()([shared(first), shared(second)])
+    )
+    assert [site.name for site in kd.find_sites(model)] == ["shared"]
+
+
+def test_subclassed_model_with_layer_attributes():
+    class Tower(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.hidden = keras.layers.Dense(5, activation="relu", name="hidden")
+            self.head = keras.layers.Dense(1, name="head")
+
+        def call(self, inputs):
+            return self.head(self.hidden(inputs))
+
+    model = Tower()
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    x = np.random.default_rng(0).normal(size=(40, 3)).astype("float32")
+    model(x[:1])
+    kernel, bias = model.hidden.get_weights()
+    expected = float((~((x @ kernel + bias) > 0).any(axis=0)).mean())
+    monitor = kd.DeadNeuronMonitor(log_dir=None, verbose=0)
+    history = model.fit(x, np.zeros((40, 1)), epochs=1, verbose=0, callbacks=[monitor])
+    assert history.history["dead_fraction/hidden"] == [pytest.approx(expected)]
+
+
+CONV_LAYERS = [
+    ((9, 2), keras.layers.Conv1D(3, 2, activation="relu")),
+    ((6, 6, 2), keras.layers.Conv2D(3, 2, activation="relu")),
+    ((4, 4, 4, 2), keras.layers.Conv3D(3, 2, activation="relu")),
+    ((6, 6, 2), keras.layers.DepthwiseConv2D(2, depth_multiplier=2, activation="relu")),
+    ((6, 6, 2), keras.layers.SeparableConv2D(3, 2, activation="relu")),
+    ((6, 6, 2), keras.layers.Conv2DTranspose(3, 2, activation="relu")),
+    (
+        (2, 6, 6),
+        keras.layers.Conv2D(3, 2, activation="relu", data_format="channels_first"),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "input_shape, layer", CONV_LAYERS, ids=lambda v: getattr(v, "name", "")
+)
+def test_conv_sites_count_channels_against_numpy(input_shape, layer):
+    inputs = keras.Input(input_shape)
+    conv = layer
+    outputs = keras.layers.Flatten()(conv(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(1)(outputs))
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    x = np.random.default_rng(1).normal(size=(12, *input_shape)).astype("float32")
+    # Reference: the layer's own outputs, counted per channel in NumPy.
+    activations = np.asarray(conv(x))
+    channel_axis = 1 if getattr(conv, "data_format", "") == "channels_first" else -1
+    moved = np.moveaxis(activations, channel_axis, -1)
+    expected_dead = ~(moved > 0).reshape(-1, moved.shape[-1]).any(axis=0)
+
+    monitor = kd.DeadNeuronMonitor(log_dir=None, verbose=0)
+    model.fit(x, np.zeros((12, 1)), epochs=1, verbose=0, callbacks=[monitor])
+    site = monitor.last_window[conv.name]
+    assert site.unit_count == moved.shape[-1]
+    np.testing.assert_array_equal(site.dead, expected_dead)
+
+
+def test_activation_kind_uses_marker_attribute():
+    class Marked:
+        relu_family = "leaky_relu"
+
+        def __call__(self, x):
+            return x
+
+    assert activation_kind(Marked()) == "leaky_relu"
+    assert activation_kind(None) is None
