@@ -256,3 +256,39 @@ def test_validation_and_predict_are_not_counted():
     kernel, bias = model.get_layer("alive").get_weights()
     expected = ~((X @ kernel + bias) > 0).any(axis=0)
     np.testing.assert_array_equal(monitor.last_window["alive"].dead, expected)
+
+
+def test_selu_sites_log_activation_mean_and_std(tmp_path):
+    inputs = keras.Input((5,))
+    hidden = kd.layers.SELUDense(16, name="selu_dense")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(1)(hidden))
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    monitor = kd.DeadNeuronMonitor(log_dir=str(tmp_path), verbose=0)
+    model.fit(X, Y, epochs=1, batch_size=32, verbose=0, callbacks=[monitor])
+
+    outputs = np.asarray(model.get_layer("selu_dense")(X), dtype=np.float64)
+    site = monitor.last_window["selu_dense"]
+    assert site.activation_mean == pytest.approx(outputs.mean(), abs=1e-5)
+    assert site.activation_std == pytest.approx(outputs.std(), rel=1e-4)
+    records = read_run(os.path.join(tmp_path, "dead_neurons"))
+    ((_, mean),) = scalar_series(records, "selu_mean/selu_dense")
+    ((_, std),) = scalar_series(records, "selu_std/selu_dense")
+    assert mean == pytest.approx(outputs.mean(), abs=1e-5)
+    assert std == pytest.approx(outputs.std(), rel=1e-4)
+    assert "selu_mean/alive" not in records
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_streaming_under_mixed_precision(policy):
+    keras.config.set_dtype_policy(policy)
+    model = small_model()
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    monitor = kd.DeadNeuronMonitor(log_dir=None, verbose=0)
+    history = model.fit(X, Y, epochs=1, batch_size=32, verbose=0, callbacks=[monitor])
+    pre_activation = np.asarray(
+        model.get_layer("alive")(X), dtype=np.float32
+    )  # computed in the policy's precision, like training
+    expected = ~(pre_activation > 0).any(axis=0)
+    np.testing.assert_array_equal(monitor.last_window["alive"].dead, expected)
+    assert history.history["dead_fraction/dying"] == [1.0]
+    assert monitor.last_window["alive"].element_count == len(X)
