@@ -63,7 +63,15 @@ def hidden_block(arm: str, index: int) -> list[keras.layers.Layer]:
     ]
 
 
-ARMS = ("relu", "relu, lr 0.05", "relu, bias -3", "kd.PReLU", "kd.ELU", "kd.SELUDense", "kd.LeakyReLU")
+ARMS = (
+    "relu",
+    "relu, lr 0.05",
+    "relu, bias -3",
+    "kd.PReLU",
+    "kd.ELU",
+    "kd.SELUDense",
+    "kd.LeakyReLU",
+)
 
 
 def build_model(arm: str) -> keras.Model:
