@@ -129,7 +129,11 @@ def main(argv: list[str] | None = None) -> None:
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     print()
     for row in [header, *rows]:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
+        print(
+            "  ".join(
+                cell.ljust(width) for cell, width in zip(row, widths, strict=True)
+            )
+        )
     print(f"\nSee it in TensorBoard:\n  tensorboard --logdir {args.logdir}")
 
 
