@@ -15,6 +15,8 @@ from keras_deadrelu._validation import (
     check_number,
     check_positive_int,
 )
+from keras_deadrelu.fixes import Fix, FixEvent, resolve_fixes
+from keras_deadrelu.fixes.lower_learning_rate import current_learning_rate
 from keras_deadrelu.measurement import SiteMeasurement
 from keras_deadrelu.probe import as_batches, first_batch
 from keras_deadrelu.sites import Site, find_sites, select_sites
@@ -25,26 +27,6 @@ from keras_deadrelu.threshold_alerts import (
     crossing_message,
 )
 from keras_deadrelu.unit_statistics import WindowStatistics
-
-#: Fix names the monitor will accept once the fixes ship.
-PLANNED_FIXES = ("lower_lr", "leaky_relu", "revive")
-
-
-def _check_fix(fix: Any) -> None:
-    if fix is None:
-        return
-    fixes = fix if isinstance(fix, (list, tuple)) else [fix]
-    for item in fixes:
-        if isinstance(item, str) and item in PLANNED_FIXES:
-            raise NotImplementedError(
-                f"fix={item!r} is not available in this version of "
-                "keras-deadrelu: the monitor only measures for now. Use fix=None."
-            )
-        raise ValueError(
-            f"Argument `fix` is not a known fix. Known names: "
-            f"{', '.join(repr(name) for name in PLANNED_FIXES)} (coming soon), or "
-            f"None. Received: fix={fix!r}"
-        )
 
 
 def _check_log_dir(log_dir: Any) -> str | None:
@@ -105,6 +87,18 @@ def _check_probe_fits(model: Any, batch: Any) -> None:
         ) from error
 
 
+def _output_layer_ids(model: Any) -> set[int]:
+    """Ids of the layers that produce the model's outputs (never fixed)."""
+    ids = set()
+    for tensor in getattr(model, "outputs", None) or []:
+        history = getattr(tensor, "_keras_history", None)
+        if history is not None:
+            ids.add(id(history[0]))
+    if not ids and getattr(model, "layers", None):
+        ids.add(id(model.layers[-1]))
+    return ids
+
+
 class DeadNeuronMonitor(keras.callbacks.Callback):
     """Measures the dead fraction of every ReLU-family layer during ``fit``.
 
@@ -128,7 +122,13 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
     Args:
         log_dir: TensorBoard log directory, or None to write nothing.
         threshold: dead fraction in [0, 1] at which a site is reported.
-        fix: reserved for the fixes (a later release); must be None.
+        fix: what to do when a site's dead fraction reaches `threshold`:
+            ``"lower_lr"``, ``"leaky_relu"``, a fix object
+            (:class:`~keras_deadrelu.fixes.LowerLearningRate`,
+            :class:`~keras_deadrelu.fixes.SwapToLeakyReLU`), or a list of
+            them applied in order. The output layer is never touched. Every
+            action is kept in ``monitor.events``, warned about (unless
+            ``verbose=0``) and written to TensorBoard.
         probe_data: data for probe mode (array, ``(x, y)``, dict, batched
             ``tf.data.Dataset`` or generator function with `probe_steps`).
         layers: site names to monitor (default: every site).
@@ -184,8 +184,8 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         super().__init__()
         self.log_dir = _check_log_dir(log_dir)
         self.threshold = check_number("threshold", threshold, minimum=0, maximum=1)
-        _check_fix(fix)
         self.fix = fix
+        self.fixes: list[Fix] = resolve_fixes(fix)
         if layers is not None and (
             isinstance(layers, str) or not all(isinstance(name, str) for name in layers)
         ):
@@ -224,6 +224,10 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         self.images = bool(images)
 
         self.sites: list[Site] = []
+        self.events: list[FixEvent] = []
+        self._windows_seen = 0
+        self._cooldown_until: dict[tuple[int, str], int] = {}
+        self._epoch = 0
         self.last_window: WindowStatistics | None = None
         self._measurement: SiteMeasurement | None = None
         self._sink: TensorBoardSink | None = None
@@ -249,6 +253,9 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
                 stacklevel=2,
             )
             return
+        for fix in self.fixes:
+            fix.check_model(self.model)
+        self._protected_layers = _output_layer_ids(self.model)
         if self.log_dir is not None:
             sink = TensorBoardSink(
                 self.log_dir, self.run_name, self.histograms, self.images
@@ -287,6 +294,7 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
             self._epoch_step_offset = max(self._next_epoch_step, epoch) - epoch
         self._last_batch = -1
         self._window_closed_this_epoch = False
+        self._epoch = epoch
 
     def _on_train_batch_end_with_windows(self, batch, logs=None):
         if self._measurement is None:
@@ -320,8 +328,9 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         window = self._measurement.close_window()
         self._steps_in_window = 0
         self.last_window = window
+        self._windows_seen += 1
         if self._sink is not None:
-            self._sink.write_window(step, window)
+            self._sink.write_window(step, window, self._learning_rate())
         for name in self._alerts.crossed(window.dead_fractions()):
             if self.verbose:
                 warnings.warn(
@@ -336,4 +345,57 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
             print(
                 f"DeadNeuronMonitor {where}: dead {window.dead_fraction:.1%} ({parts})"
             )
+        if self.fixes:
+            self._apply_fixes(window, step, where)
         return window
+
+    def _learning_rate(self) -> float | None:
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is None or not hasattr(optimizer, "learning_rate"):
+            return None
+        try:
+            return current_learning_rate(optimizer)
+        except (TypeError, ValueError):
+            return None
+
+    def _apply_fixes(self, window: WindowStatistics, step: int, where: str) -> None:
+        """Applies every fix, in order, to each site at or above the threshold."""
+        sites_by_name = {site.name: site for site in self.sites}
+        now = self._windows_seen
+        for fix_index, fix in enumerate(self.fixes):
+            for statistics in window.sites:
+                site = sites_by_name[statistics.name]
+                if statistics.dead_fraction < self.threshold:
+                    continue
+                if id(site.layer) in self._protected_layers:
+                    continue
+                key = (fix_index, "" if fix.model_wide else site.name)
+                if self._cooldown_until.get(key, 0) > now:
+                    continue
+                result = fix.apply(self.model, site)
+                if result is None:
+                    continue
+                before, after, detail = result
+                self._cooldown_until[key] = now + fix.cooldown + 1
+                message = (
+                    f"{site.name}: {statistics.dead_fraction:.0%} dead "
+                    f"({statistics.dead_count}/{statistics.unit_count}) at {where}: "
+                    f"applied {fix.name} ({detail})."
+                )
+                event = FixEvent(
+                    step=step,
+                    epoch=self._epoch,
+                    site=site.name,
+                    fix=fix.name,
+                    before=before,
+                    after=after,
+                    dead_fraction=statistics.dead_fraction,
+                    message=message,
+                )
+                self.events.append(event)
+                if self._sink is not None:
+                    self._sink.write_event(event)
+                if self.verbose:
+                    warnings.warn(message, DeadNeuronWarning, stacklevel=4)
+                if fix.model_wide:
+                    break

@@ -36,6 +36,7 @@ from tensorboard.plugins.custom_scalar import summary as custom_scalar_summary
 from tensorboard.plugins.histogram import metadata as histogram_metadata
 
 from keras_deadrelu.firing_rate_map import firing_rate_map
+from keras_deadrelu.fixes.events import FixEvent
 from keras_deadrelu.unit_statistics import WindowStatistics
 
 DEFAULT_RUN_NAME = "dead_neurons"
@@ -132,11 +133,15 @@ class TensorBoardSink:
                 tf.summary.experimental.write_raw_pb(layout.SerializeToString(), step=0)
         return self._writer
 
-    def write_window(self, step: int, window: WindowStatistics) -> None:
+    def write_window(
+        self, step: int, window: WindowStatistics, learning_rate: float | None = None
+    ) -> None:
         """Writes every figure of one window at `step`."""
         if not window.sites:
             return
         with self._get_writer().as_default(step=step):
+            if learning_rate is not None:
+                tf.summary.scalar("learning_rate", learning_rate)
             tf.summary.scalar("dead_fraction", window.dead_fraction)
             tf.summary.scalar("nan_units", window.nan_count)
             for site in window.sites:
@@ -160,6 +165,13 @@ class TensorBoardSink:
                     description="Rows: sites in model order. Columns: firing-rate "
                     "bins from 0 (left, dead) to 1. Brightness: share of units.",
                 )
+        self._writer.flush()
+
+    def write_event(self, event: FixEvent) -> None:
+        """Writes a fix's action: a text event and a scalar marker at its step."""
+        with self._get_writer().as_default(step=event.step):
+            tf.summary.text("fix_events", event.message)
+            tf.summary.scalar(f"fix/{event.fix}", 1.0)
         self._writer.flush()
 
     def close(self) -> None:

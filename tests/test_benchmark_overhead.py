@@ -22,6 +22,8 @@ TIME_FIELDS = (
     "median_epoch_s_with",
     "first_epoch_s_without",
     "first_epoch_s_with",
+    "median_cpu_s_without",
+    "median_cpu_s_with",
 )
 
 
@@ -59,6 +61,7 @@ def test_quick_run_ends_with_a_json_report() -> None:
         for name in TIME_FIELDS:
             assert _positive_finite(result[name]), (result["scenario"], name)
         assert _positive_finite(result["median_ratio"]), result["scenario"]
+        assert _positive_finite(result["median_cpu_ratio"]), result["scenario"]
         assert result["pairs"] >= 1
         assert len(result["epoch_s_with"]) == len(result["epoch_s_without"])
         assert all(_positive_finite(t) for t in result["epoch_s_with"])

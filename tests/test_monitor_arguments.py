@@ -26,9 +26,10 @@ def model():
         ({"threshold": -0.1}, ValueError, r"threshold=-0.1"),
         ({"threshold": float("nan")}, ValueError, r"`threshold` must be finite"),
         ({"threshold": "high"}, TypeError, r"threshold='high'"),
-        ({"fix": "magic"}, ValueError, r"`fix` is not a known fix.*fix='magic'"),
-        ({"fix": ["lower_lr", 3]}, NotImplementedError, r"lower_lr"),
-        ({"fix": "leaky_relu"}, NotImplementedError, r"fix='leaky_relu'"),
+        ({"fix": "magic"}, ValueError, r"`fix` must be None.*fix=.magic."),
+        ({"fix": ["lower_lr", 3]}, ValueError, r"fix=\[.lower_lr., 3\]"),
+        ({"fix": "revive"}, NotImplementedError, r"fix=.revive."),
+
         ({"freq": 0}, ValueError, r"`freq` must be >= 1.*freq=0"),
         ({"freq": "batch"}, ValueError, r"freq='batch'"),
         ({"freq": 2.5}, TypeError, r"freq=2.5"),

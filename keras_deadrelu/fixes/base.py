@@ -1,0 +1,39 @@
+"""What every fix has: a name, a cooldown, and an `apply` for one site."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from keras_deadrelu._validation import check_number
+from keras_deadrelu.sites import Site
+
+
+class Fix:
+    """Base class of the fixes the monitor applies when a site is too dead.
+
+    Subclasses set `name` and implement :meth:`apply`. `cooldown` is the number
+    of windows to wait after acting before the fix may act again (on any
+    site for model-wide fixes, per site otherwise).
+    """
+
+    name = "fix"
+    #: Whether one action covers the whole model (e.g. the learning rate).
+    model_wide = False
+
+    def __init__(self, cooldown: int = 0):
+        self.cooldown = int(check_number("cooldown", cooldown, minimum=0))
+
+    def check_model(self, model: Any) -> None:
+        """Raises ValueError in ``on_train_begin`` when the fix cannot work."""
+
+    def apply(self, model: Any, site: Site) -> tuple[Any, Any, str] | None:
+        """Acts for `site`; returns ``(before, after, what was done)`` or None
+        when there was nothing to do."""
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        return {"cooldown": self.cooldown}
+
+    def __repr__(self) -> str:
+        arguments = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({arguments})"

@@ -1,0 +1,80 @@
+"""Fix: lower the learning rate (the cure for cause 1, a rate too high)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+
+from keras_deadrelu._validation import check_number
+from keras_deadrelu.fixes.base import Fix
+from keras_deadrelu.fixes.scaled_schedule import ScaledSchedule
+from keras_deadrelu.sites import Site
+
+
+def current_learning_rate(optimizer: Any) -> float:
+    """The optimizer's learning rate now, as a float (schedules evaluated)."""
+    return float(np.asarray(keras.ops.convert_to_numpy(optimizer.learning_rate)))
+
+
+class LowerLearningRate(Fix):
+    """Multiplies the learning rate by `factor`, never below `min_lr`.
+
+    Works with a float learning rate (the variable is assigned: no retrace)
+    and with a ``LearningRateSchedule`` (Keras refuses to assign one, so the
+    schedule is wrapped in a :class:`ScaledSchedule` and the train function is
+    rebuilt). After acting it waits `cooldown` windows.
+
+    Args:
+        factor: multiplier in (0, 1).
+        min_lr: floor for the learning rate, >= 0.
+        cooldown: windows to wait after acting.
+
+    >>> LowerLearningRate(factor=0.5, min_lr=1e-6, cooldown=1)
+    LowerLearningRate(factor=0.5, min_lr=1e-06, cooldown=1)
+    """
+
+    name = "lower_lr"
+    model_wide = True
+
+    def __init__(self, factor: float = 0.5, min_lr: float = 1e-6, cooldown: int = 1):
+        super().__init__(cooldown)
+        self.factor = check_number(
+            "factor",
+            factor,
+            minimum=0,
+            maximum=1,
+            minimum_inclusive=False,
+            maximum_inclusive=False,
+        )
+        self.min_lr = check_number("min_lr", min_lr, minimum=0)
+
+    def check_model(self, model: Any) -> None:
+        optimizer = getattr(model, "optimizer", None)
+        if optimizer is None or not hasattr(optimizer, "learning_rate"):
+            raise ValueError(
+                "fix='lower_lr' needs a compiled model whose optimizer has a "
+                f"learning rate. Received an optimizer: {optimizer!r}"
+            )
+
+    def apply(self, model: Any, site: Site) -> tuple[float, float, str] | None:
+        optimizer = model.optimizer
+        before = current_learning_rate(optimizer)
+        if before <= self.min_lr:
+            return None
+        schedule = optimizer._learning_rate  # the schedule or the variable
+        if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+            if isinstance(schedule, ScaledSchedule):
+                inner, scale = schedule.schedule, schedule.scale * self.factor
+            else:
+                inner, scale = schedule, self.factor
+            optimizer.learning_rate = ScaledSchedule(inner, scale, self.min_lr)
+            model.make_train_function(force=True)
+        else:
+            optimizer.learning_rate = max(before * self.factor, self.min_lr)
+        after = current_learning_rate(optimizer)
+        return before, after, f"learning rate {before:.3g} -> {after:.3g}"
+
+    def get_config(self) -> dict[str, Any]:
+        return {"factor": self.factor, "min_lr": self.min_lr, "cooldown": self.cooldown}

@@ -1,0 +1,45 @@
+"""A learning-rate schedule multiplied by a constant, for `LowerLearningRate`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+
+@keras.saving.register_keras_serializable(package="keras_deadrelu")
+class ScaledSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """``scale * schedule(step)``, floored at `min_lr`.
+
+    >>> import keras
+    >>> inner = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
+    >>> float(ScaledSchedule(inner, scale=0.5)(0))
+    0.05
+    """
+
+    def __init__(
+        self,
+        schedule: keras.optimizers.schedules.LearningRateSchedule,
+        scale: float,
+        min_lr: float = 0.0,
+    ):
+        self.schedule = schedule
+        self.scale = float(scale)
+        self.min_lr = float(min_lr)
+
+    def __call__(self, step: Any) -> Any:
+        value = self.schedule(step) * self.scale
+        return keras.ops.maximum(value, self.min_lr)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "schedule": keras.saving.serialize_keras_object(self.schedule),
+            "scale": self.scale,
+            "min_lr": self.min_lr,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> ScaledSchedule:
+        config = dict(config)
+        config["schedule"] = keras.saving.deserialize_keras_object(config["schedule"])
+        return cls(**config)

@@ -1,0 +1,84 @@
+"""Fix: swap a dead ReLU site to Leaky ReLU, in place, mid-fit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from keras_deadrelu._validation import check_number
+from keras_deadrelu.fixes.base import Fix
+from keras_deadrelu.fixes.leaky_relu_activation import LeakyReLUActivation
+from keras_deadrelu.sites import Site
+
+#: Site kinds that this fix turns into Leaky ReLU.
+SWAPPABLE_KINDS = ("relu", "relu6", "leaky_relu")
+
+
+def rebuild_compiled_functions(model: Any) -> None:
+    """Makes Keras trace its train/test/predict functions again at next use."""
+    model.make_train_function(force=True)
+    if getattr(model, "test_function", None) is not None:
+        model.make_test_function(force=True)
+    if getattr(model, "predict_function", None) is not None:
+        model.make_predict_function(force=True)
+
+
+class SwapToLeakyReLU(Fix):
+    """Gives a dead ReLU site a negative slope, so its units get gradients again.
+
+    - A layer with ``activation=relu`` (Dense, Conv, ...) or an
+      ``Activation("relu")`` layer gets a :class:`LeakyReLUActivation`.
+    - A Keras ``ReLU`` layer gets ``negative_slope`` set (it is Keras's own
+      leaky ReLU then, and saves as such).
+    - This package's ``LeakyReLU`` with slope 0 gets its slope variable set:
+      no retrace needed.
+
+    Weights and optimizer state are left as they are. Where the graph changes,
+    Keras's compiled functions are rebuilt, so the next step trains with the
+    new activation. A site already leaky (slope > 0), or of another kind
+    (PReLU, ELU, SELU), is left alone.
+
+    >>> SwapToLeakyReLU(negative_slope=0.01)
+    SwapToLeakyReLU(negative_slope=0.01, cooldown=0)
+    """
+
+    name = "leaky_relu"
+
+    def __init__(self, negative_slope: float = 0.01, cooldown: int = 0):
+        super().__init__(cooldown)
+        self.negative_slope = check_number(
+            "negative_slope", negative_slope, minimum=0, minimum_inclusive=False
+        )
+
+    def apply(self, model: Any, site: Site) -> tuple[Any, Any, str] | None:
+        from keras_deadrelu.layers import LeakyReLU as DeadReluLeakyReLU
+
+        layer = site.layer
+        if site.kind not in SWAPPABLE_KINDS:
+            return None
+        if isinstance(layer, DeadReluLeakyReLU):
+            before = layer.negative_slope
+            if before > 0:
+                return None
+            layer.set_negative_slope(self.negative_slope)
+            return before, self.negative_slope, "slope variable set, no retrace"
+        if isinstance(layer, keras.layers.ReLU):
+            before = float(layer.negative_slope)
+            if before > 0:
+                return None
+            layer.negative_slope = self.negative_slope
+            rebuild_compiled_functions(model)
+            return before, self.negative_slope, "ReLU layer given a negative slope"
+        if isinstance(layer, keras.layers.LeakyReLU):
+            return None
+        activation = getattr(layer, "activation", None)
+        if activation is None or isinstance(activation, LeakyReLUActivation):
+            return None
+        before = getattr(activation, "__name__", repr(activation))
+        layer.activation = LeakyReLUActivation(self.negative_slope)
+        rebuild_compiled_functions(model)
+        return before, f"leaky_relu({self.negative_slope:g})", "activation swapped"
+
+    def get_config(self) -> dict[str, Any]:
+        return {"negative_slope": self.negative_slope, "cooldown": self.cooldown}

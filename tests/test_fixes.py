@@ -1,0 +1,236 @@
+"""The fixes in a real fit: lower the learning rate, swap to Leaky ReLU."""
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from event_files import read_run
+
+import keras_deadrelu as kd
+from keras_deadrelu.fixes import (
+    LeakyReLUActivation,
+    LowerLearningRate,
+    ScaledSchedule,
+    SwapToLeakyReLU,
+)
+
+rng = np.random.default_rng(5)
+X = rng.normal(size=(256, 8)).astype("float32")
+Y = (np.sin(X[:, :1]) + X[:, 1:2] ** 2).astype("float32")
+
+
+def bias_killed_model(optimizer=None, hidden_layer="dense"):
+    """Hidden ReLU units born dead: biases at -5, pre-activations ~ N(-5, 0.5)."""
+    inputs = keras.Input((8,))
+    kernel_init = keras.initializers.RandomNormal(stddev=0.15)
+    if hidden_layer == "dense":
+        hidden = keras.layers.Dense(
+            32,
+            activation="relu",
+            name="hidden",
+            kernel_initializer=kernel_init,
+            bias_initializer=keras.initializers.Constant(-5.0),
+        )(inputs)
+    else:
+        hidden = keras.layers.Dense(
+            32,
+            name="pre",
+            kernel_initializer=kernel_init,
+            bias_initializer=keras.initializers.Constant(-5.0),
+        )(inputs)
+        hidden = keras.layers.ReLU(name="hidden")(hidden)
+    model = keras.Model(inputs, keras.layers.Dense(1, name="head")(hidden))
+    model.compile(optimizer or keras.optimizers.Adam(0.01), "mse")
+    return model
+
+
+def test_swap_to_leaky_relu_fires_loses_nothing_and_unfreezes(tmp_path):
+    model = bias_killed_model(keras.optimizers.Adam(0.05))
+    monitor = kd.DeadNeuronMonitor(log_dir=str(tmp_path), fix="leaky_relu", verbose=0)
+    model.fit(X, Y, epochs=1, batch_size=32, verbose=0)  # dead, no monitor yet
+    kernel_before = model.get_layer("hidden").get_weights()[0].copy()
+    model.fit(X, Y, epochs=1, batch_size=32, verbose=0)
+    # Dead units get no gradient: their kernel is frozen.
+    np.testing.assert_array_equal(
+        model.get_layer("hidden").get_weights()[0], kernel_before
+    )
+
+    iterations_at_swap = []
+
+    class IterationsAtEpochEnd(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            iterations_at_swap.append(int(model.optimizer.iterations.numpy()))
+
+    history = model.fit(
+        X,
+        Y,
+        epochs=6,
+        batch_size=8,
+        verbose=0,
+        callbacks=[monitor, IterationsAtEpochEnd()],
+    )
+    (event,) = monitor.events
+    assert (event.site, event.fix, event.epoch, event.step) == (
+        "hidden",
+        "leaky_relu",
+        0,
+        0,
+    )
+    assert event.before == "relu" and event.dead_fraction == 1.0
+    assert isinstance(model.get_layer("hidden").activation, LeakyReLUActivation)
+    # The optimizer's step count goes on across the swap (2 x 8, then 32 an epoch).
+    assert iterations_at_swap == [16 + 32 * epoch for epoch in range(1, 7)]
+    # After the swap the formerly frozen kernel moves, and units come back.
+    assert not np.array_equal(model.get_layer("hidden").get_weights()[0], kernel_before)
+    dead = history.history["dead_fraction/hidden"]
+    assert dead[0] == 1.0 and dead[-1] < 1.0
+
+    # Recorded in TensorBoard: a text event and a marker at the step.
+    records = read_run(os.path.join(tmp_path, "dead_neurons"))
+    ((step, text, plugin),) = records["fix_events"]
+    assert step == 0 and plugin == "text" and b"applied leaky_relu" in text.item()
+    assert [(s, float(v)) for s, v, _ in records["fix/leaky_relu"]] == [(0, 1.0)]
+
+
+def test_swap_changes_no_weight_bitwise_and_saves_with_slope(tmp_path):
+    model = bias_killed_model()
+    model.fit(X, Y, epochs=1, verbose=0)
+    weights = [np.array(w) for w in model.get_weights()]
+    slots = [np.array(v.numpy()) for v in model.optimizer.variables]
+    site = next(s for s in kd.find_sites(model) if s.name == "hidden")
+    assert SwapToLeakyReLU().apply(model, site) is not None
+    for before, after in zip(weights, model.get_weights(), strict=True):
+        np.testing.assert_array_equal(before, after)
+    for before, after in zip(slots, model.optimizer.variables, strict=True):
+        np.testing.assert_array_equal(before, after.numpy())
+    # The next predict already uses the leaky slope.
+    pre = X @ weights[0] + weights[1]
+    expected_hidden = np.where(pre >= 0, pre, 0.01 * pre)
+    expected = expected_hidden @ weights[2] + weights[3]
+    np.testing.assert_allclose(
+        model.predict(X, verbose=0), expected, rtol=1e-4, atol=1e-5
+    )
+
+    path = tmp_path / "swapped.keras"
+    model.save(path)
+    np.save(tmp_path / "x.npy", X)
+    script = (
+        "import sys, json, numpy as np, keras, keras_deadrelu\n"
+        "m = keras.models.load_model(sys.argv[1])\n"
+        "a = m.get_layer('hidden').activation\n"
+        "print(json.dumps([type(a).__name__, a.negative_slope]))\n"
+        "np.save(sys.argv[3], m.predict(np.load(sys.argv[2]), verbose=0))\n"
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            script,
+            str(path),
+            str(tmp_path / "x.npy"),
+            str(tmp_path / "p.npy"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.stdout.strip().splitlines()[-1] == '["LeakyReLUActivation", 0.01]'
+    np.testing.assert_array_equal(
+        np.load(tmp_path / "p.npy"), model.predict(X, verbose=0)
+    )
+
+
+def test_swap_on_a_keras_relu_layer_sets_its_slope():
+    model = bias_killed_model(hidden_layer="relu")
+    monitor = kd.DeadNeuronMonitor(log_dir=None, fix=SwapToLeakyReLU(0.05), verbose=0)
+    model.fit(X, Y, epochs=2, verbose=0, callbacks=[monitor])
+    assert model.get_layer("hidden").negative_slope == 0.05
+    assert [e.after for e in monitor.events] == [0.05]
+
+
+def test_swap_on_a_deadrelu_leaky_layer_with_slope_zero_needs_no_retrace():
+    inputs = keras.Input((8,))
+    pre = keras.layers.Dense(
+        16, bias_initializer=keras.initializers.Constant(-5.0), name="pre"
+    )(inputs)
+    hidden = kd.layers.LeakyReLU(0.0, name="hidden")(pre)
+    model = keras.Model(inputs, keras.layers.Dense(1)(hidden))
+    model.compile("adam", "mse")
+    model.fit(X, Y, epochs=1, verbose=0)
+    train_function = model.train_function
+    site = next(s for s in kd.find_sites(model) if s.name == "hidden")
+    assert SwapToLeakyReLU().apply(model, site)[2] == "slope variable set, no retrace"
+    assert model.train_function is train_function
+    assert model.get_layer("hidden").negative_slope == pytest.approx(0.01)
+
+
+def test_the_output_layer_is_never_touched():
+    inputs = keras.Input((8,))
+    outputs = keras.layers.Dense(
+        4,
+        activation="relu",
+        name="out",
+        bias_initializer=keras.initializers.Constant(-9.0),
+        kernel_initializer="zeros",
+    )(inputs)
+    model = keras.Model(inputs, outputs)
+    model.compile("adam", "mse")
+    monitor = kd.DeadNeuronMonitor(
+        log_dir=None, fix=["leaky_relu", "lower_lr"], verbose=0
+    )
+    model.fit(X, np.zeros((256, 4)), epochs=2, verbose=0, callbacks=[monitor])
+    assert monitor.events == []
+    assert model.get_layer("out").activation.__name__ == "relu"
+
+
+def test_lower_lr_halves_with_cooldown_and_floor(tmp_path):
+    model = bias_killed_model(keras.optimizers.SGD(0.1))
+    fix = LowerLearningRate(factor=0.5, min_lr=0.02, cooldown=1)
+    monitor = kd.DeadNeuronMonitor(log_dir=str(tmp_path), fix=fix, verbose=0)
+    model.fit(X, Y, epochs=6, verbose=0, callbacks=[monitor])
+    # Acts at window 0, waits one window, acts at 2, then 4 hits the floor.
+    assert [(e.epoch, e.before, e.after) for e in monitor.events] == [
+        (0, pytest.approx(0.1), pytest.approx(0.05)),
+        (2, pytest.approx(0.05), pytest.approx(0.025)),
+        (4, pytest.approx(0.025), pytest.approx(0.02)),
+    ]
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.02)
+    records = read_run(os.path.join(tmp_path, "dead_neurons"))
+    learning_rates = [(s, float(v)) for s, v, _ in records["learning_rate"]]
+    assert [s for s, _ in learning_rates] == [0, 1, 2, 3, 4, 5]
+    assert learning_rates[0][1] == pytest.approx(0.1)  # logged before the fix
+    assert learning_rates[1][1] == pytest.approx(0.05)
+
+
+def test_lower_lr_scales_a_schedule():
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.1, 1000, 0.5)
+    model = bias_killed_model(keras.optimizers.SGD(schedule))
+    monitor = kd.DeadNeuronMonitor(log_dir=None, fix="lower_lr", verbose=0)
+    model.fit(X, Y, epochs=1, verbose=0, callbacks=[monitor])
+    (event,) = monitor.events
+    new_schedule = model.optimizer._learning_rate
+    assert isinstance(new_schedule, ScaledSchedule) and new_schedule.scale == 0.5
+    step = int(model.optimizer.iterations.numpy())
+    expected = 0.5 * 0.1 * 0.5 ** (step / 1000)
+    assert float(model.optimizer.learning_rate) == pytest.approx(expected, rel=1e-5)
+    assert event.after == pytest.approx(expected, rel=1e-5)
+    # Training goes on with the scaled schedule.
+    model.fit(X, Y, epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize(
+    "make, pattern",
+    [
+        (lambda: LowerLearningRate(factor=1.5), r"factor=1.5"),
+        (lambda: LowerLearningRate(min_lr=-1), r"min_lr=-1"),
+        (lambda: LowerLearningRate(cooldown=-1), r"cooldown=-1"),
+        (lambda: SwapToLeakyReLU(negative_slope=0), r"negative_slope=0"),
+    ],
+)
+def test_fix_arguments_are_checked(make, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        make()
