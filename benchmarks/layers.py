@@ -2,8 +2,15 @@
 
 Forward + backward of each layer on a (4096, 1024) float32 tensor, with XLA
 off and on, and the epoch time of `model.fit` on a 4x512 MLP per activation.
-Contenders run interleaved in rounds; medians are reported. Prints a table,
-then one JSON line.
+Every contender gets the same input and the same upstream gradient, and each
+step returns the layer's output as well as the gradients: in a real network
+the output feeds the next layer, and if it were not fetched the graph
+optimizer (or XLA) would drop the forward pass for layers whose gradient does
+not need it (ours written with `where`), but not for fused kernels whose
+gradient reads the output (`Relu`, `Elu`, `Selu`), which skews the ratios.
+Contenders are warmed up, then run interleaved in rounds, in a fresh random
+(seeded) order each round so no contender always follows the same one;
+medians over the rounds are reported. Prints a table, then one JSON line.
 
     python benchmarks/layers.py            # full run
     python benchmarks/layers.py --quick    # smoke run (seconds)
@@ -14,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import time
 
@@ -44,12 +52,18 @@ def _step_function(layer, jit_compile):
         with tf.GradientTape() as tape:
             tape.watch(x)
             y = layer(x)
-        return tape.gradient(y, [x, *layer.trainable_variables], upstream)
+        # Fetch `y` too, so its forward pass is never pruned (see module doc).
+        return [y, *tape.gradient(y, [x, *layer.trainable_variables], upstream)]
 
     return step
 
 
-def time_forward_backward(shape, jit_compile, rounds, warmup=3):
+def _run(step, x, upstream):
+    for value in step(x, upstream):
+        value.numpy()
+
+
+def time_forward_backward(shape, jit_compile, rounds, warmup=5):
     x = tf.random.normal(shape, seed=1)
     upstream = tf.random.normal(shape, seed=2)
     contenders = {"ReLU": keras.layers.ReLU()}
@@ -61,12 +75,15 @@ def time_forward_backward(shape, jit_compile, rounds, warmup=3):
         layer.build(shape)
         steps[name] = _step_function(layer, jit_compile)
         for _ in range(warmup):
-            steps[name](x, upstream)[0].numpy()
+            _run(steps[name], x, upstream)
     times = {name: [] for name in steps}
+    order = list(steps)
+    shuffler = random.Random(0)
     for _ in range(rounds):
-        for name, step in steps.items():
+        shuffler.shuffle(order)
+        for name in order:
             start = time.perf_counter()
-            step(x, upstream)[0].numpy()
+            _run(steps[name], x, upstream)
             times[name].append(time.perf_counter() - start)
     return {name: 1e3 * statistics.median(values) for name, values in times.items()}
 
@@ -107,8 +124,12 @@ def time_fit_epochs(samples, epochs, rounds):
         model.fit(x[:1024], y[:1024], batch_size=128, epochs=1, verbose=0)  # warm up
         models[name] = model
     durations = {name: [] for name in models}
+    order = list(models)
+    shuffler = random.Random(0)
     for _ in range(rounds):
-        for name, model in models.items():
+        shuffler.shuffle(order)
+        for name in order:
+            model = models[name]
             timer = _EpochTimer()
             model.fit(x, y, batch_size=128, epochs=epochs, verbose=0, callbacks=[timer])
             durations[name].extend(timer.durations)
@@ -140,7 +161,7 @@ def main(argv=None):
     if args.quick:
         shape, rounds, samples, epochs, fit_rounds = (256, 128), 3, 512, 1, 1
     else:
-        shape, rounds, samples, epochs, fit_rounds = (4096, 1024), 25, 16384, 2, 2
+        shape, rounds, samples, epochs, fit_rounds = (4096, 1024), 60, 16384, 2, 3
     rows = []
     for jit_compile in (False, True):
         times = time_forward_backward(shape, jit_compile, rounds)
