@@ -1,6 +1,6 @@
 """keras-deadrelu: find, show and fix dying ReLUs while a Keras model trains."""
 
-from keras_deadrelu import layers
+from keras_deadrelu import fixes, layers
 from keras_deadrelu.dead_fractions import dead_fractions
 from keras_deadrelu.layers import ELU, SELU, LeakyReLU, PReLU, SELUDense
 from keras_deadrelu.monitor import DeadNeuronMonitor
@@ -15,6 +15,7 @@ __all__ = [
     "Site",
     "dead_fractions",
     "find_sites",
+    "fixes",
     "ELU",
     "SELU",
     "LeakyReLU",

@@ -372,7 +372,7 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
                 key = (fix_index, "" if fix.model_wide else site.name)
                 if self._cooldown_until.get(key, 0) > now:
                     continue
-                result = fix.apply(self.model, site)
+                result = fix.apply(self.model, site, statistics)
                 if result is None:
                     continue
                 before, after, detail = result

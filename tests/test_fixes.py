@@ -16,10 +16,25 @@ from keras_deadrelu.fixes import (
     ScaledSchedule,
     SwapToLeakyReLU,
 )
+from keras_deadrelu.measurement import SiteMeasurement
+from keras_deadrelu.probe import as_batches
+from keras_deadrelu.unit_statistics import SiteStatistics
 
 rng = np.random.default_rng(5)
 X = rng.normal(size=(256, 8)).astype("float32")
 Y = (np.sin(X[:, :1]) + X[:, 1:2] ** 2).astype("float32")
+
+
+def window_statistics(model, x):
+    """One probe window's statistics, as the monitor would pass to a fix."""
+    measurement = SiteMeasurement(
+        model, kd.find_sites(model), probe_batches=as_batches(x)
+    )
+    measurement.install()
+    try:
+        return measurement.close_window()
+    finally:
+        measurement.uninstall()
 
 
 def bias_killed_model(optimizer=None, hidden_layer="dense"):
@@ -101,7 +116,8 @@ def test_swap_changes_no_weight_bitwise_and_saves_with_slope(tmp_path):
     weights = [np.array(w) for w in model.get_weights()]
     slots = [np.array(v.numpy()) for v in model.optimizer.variables]
     site = next(s for s in kd.find_sites(model) if s.name == "hidden")
-    assert SwapToLeakyReLU().apply(model, site) is not None
+    statistics = window_statistics(model, X)["hidden"]
+    assert SwapToLeakyReLU().apply(model, site, statistics) is not None
     for before, after in zip(weights, model.get_weights(), strict=True):
         np.testing.assert_array_equal(before, after)
     for before, after in zip(slots, model.optimizer.variables, strict=True):
@@ -163,7 +179,9 @@ def test_swap_on_a_deadrelu_leaky_layer_with_slope_zero_needs_no_retrace():
     model.fit(X, Y, epochs=1, verbose=0)
     train_function = model.train_function
     site = next(s for s in kd.find_sites(model) if s.name == "hidden")
-    assert SwapToLeakyReLU().apply(model, site)[2] == "slope variable set, no retrace"
+    statistics = window_statistics(model, X)["hidden"]
+    result = SwapToLeakyReLU().apply(model, site, statistics)
+    assert result[2] == "slope variable set, no retrace"
     assert model.train_function is train_function
     assert model.get_layer("hidden").negative_slope == pytest.approx(0.01)
 
@@ -187,21 +205,58 @@ def test_the_output_layer_is_never_touched():
     assert model.get_layer("out").activation.__name__ == "relu"
 
 
-def test_lower_lr_halves_with_cooldown_and_floor(tmp_path):
+def synthetic_statistics(name, dead_fraction, units=10):
+    dead = np.arange(units) < round(dead_fraction * units)
+    return SiteStatistics(
+        name,
+        "relu",
+        100,
+        dead=dead,
+        nan=np.zeros(units, bool),
+        dormant=dead,
+        firing_rate=np.where(dead, 0.0, 0.5),
+    )
+
+
+def test_lower_lr_acts_while_units_keep_dying_and_respects_the_floor():
     model = bias_killed_model(keras.optimizers.SGD(0.1))
-    fix = LowerLearningRate(factor=0.5, min_lr=0.02, cooldown=1)
-    monitor = kd.DeadNeuronMonitor(log_dir=str(tmp_path), fix=fix, verbose=0)
-    model.fit(X, Y, epochs=6, verbose=0, callbacks=[monitor])
-    # Acts at window 0, waits one window, acts at 2, then 4 hits the floor.
-    assert [(e.epoch, e.before, e.after) for e in monitor.events] == [
-        (0, pytest.approx(0.1), pytest.approx(0.05)),
-        (2, pytest.approx(0.05), pytest.approx(0.025)),
-        (4, pytest.approx(0.025), pytest.approx(0.02)),
-    ]
+    site = next(s for s in kd.find_sites(model) if s.name == "hidden")
+    fix = LowerLearningRate(factor=0.5, min_lr=0.02)
+    actions = []
+    for fraction in (0.5, 0.5, 0.6, 0.7, 0.7, 0.9, 1.0):
+        result = fix.apply(model, site, synthetic_statistics("hidden", fraction))
+        actions.append(None if result is None else round(result[1], 6))
+    # Acts at 0.5; not while it stays at 0.5; again as it rises; floored at 0.02.
+    assert actions == [0.05, None, 0.025, 0.02, None, None, None]
     assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.02)
+
+
+class AlwaysActs(kd.fixes.Fix):
+    """A fix that acts at every chance, to test the monitor's cooldown."""
+
+    name = "always"
+
+    def apply(self, model, site, statistics):
+        return 0, 1, "acted"
+
+
+def test_monitor_waits_cooldown_windows_between_actions_per_site():
+    model = bias_killed_model()
+    monitor = kd.DeadNeuronMonitor(log_dir=None, fix=AlwaysActs(cooldown=2), verbose=0)
+    model.fit(X, Y, epochs=7, verbose=0, callbacks=[monitor])
+    assert [event.epoch for event in monitor.events] == [0, 3, 6]
+
+
+def test_lower_lr_logs_the_learning_rate_every_window(tmp_path):
+    model = bias_killed_model(keras.optimizers.SGD(0.1))
+    monitor = kd.DeadNeuronMonitor(log_dir=str(tmp_path), fix="lower_lr", verbose=0)
+    model.fit(X, Y, epochs=3, verbose=0, callbacks=[monitor])
+    assert [(e.epoch, e.before, e.after) for e in monitor.events] == [
+        (0, pytest.approx(0.1), pytest.approx(0.05))
+    ]
     records = read_run(os.path.join(tmp_path, "dead_neurons"))
     learning_rates = [(s, float(v)) for s, v, _ in records["learning_rate"]]
-    assert [s for s, _ in learning_rates] == [0, 1, 2, 3, 4, 5]
+    assert [s for s, _ in learning_rates] == [0, 1, 2]
     assert learning_rates[0][1] == pytest.approx(0.1)  # logged before the fix
     assert learning_rates[1][1] == pytest.approx(0.05)
 

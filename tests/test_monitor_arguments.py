@@ -29,7 +29,6 @@ def model():
         ({"fix": "magic"}, ValueError, r"`fix` must be None.*fix=.magic."),
         ({"fix": ["lower_lr", 3]}, ValueError, r"fix=\[.lower_lr., 3\]"),
         ({"fix": "revive"}, NotImplementedError, r"fix=.revive."),
-
         ({"freq": 0}, ValueError, r"`freq` must be >= 1.*freq=0"),
         ({"freq": "batch"}, ValueError, r"freq='batch'"),
         ({"freq": 2.5}, TypeError, r"freq=2.5"),

@@ -5,6 +5,7 @@ applied in order:
 
 - ``"lower_lr"`` / :class:`LowerLearningRate`
 - ``"leaky_relu"`` / :class:`SwapToLeakyReLU`
+- ``"revive"`` / :class:`ReviveUnits`
 
 >>> for fix in resolve_fixes(["lower_lr", SwapToLeakyReLU(0.05)]):
 ...     print(fix)
@@ -20,13 +21,18 @@ from keras_deadrelu.fixes.base import Fix
 from keras_deadrelu.fixes.events import FixEvent
 from keras_deadrelu.fixes.leaky_relu_activation import LeakyReLUActivation
 from keras_deadrelu.fixes.lower_learning_rate import LowerLearningRate
+from keras_deadrelu.fixes.revive_units import ReviveUnits
 from keras_deadrelu.fixes.scaled_schedule import ScaledSchedule
 from keras_deadrelu.fixes.swap_to_leaky_relu import SwapToLeakyReLU
 
-FIXES_BY_NAME = {"lower_lr": LowerLearningRate, "leaky_relu": SwapToLeakyReLU}
+FIXES_BY_NAME = {
+    "lower_lr": LowerLearningRate,
+    "leaky_relu": SwapToLeakyReLU,
+    "revive": ReviveUnits,
+}
 
 #: Names announced for a later release.
-PLANNED_FIXES = ("revive",)
+PLANNED_FIXES: tuple[str, ...] = ()
 
 
 def resolve_fixes(fix: Any) -> list[Fix]:
@@ -60,6 +66,7 @@ __all__ = [
     "FixEvent",
     "LeakyReLUActivation",
     "LowerLearningRate",
+    "ReviveUnits",
     "ScaledSchedule",
     "SwapToLeakyReLU",
     "resolve_fixes",

@@ -6,6 +6,7 @@ from typing import Any
 
 from keras_deadrelu._validation import check_number
 from keras_deadrelu.sites import Site
+from keras_deadrelu.unit_statistics import SiteStatistics
 
 
 class Fix:
@@ -26,9 +27,14 @@ class Fix:
     def check_model(self, model: Any) -> None:
         """Raises ValueError in ``on_train_begin`` when the fix cannot work."""
 
-    def apply(self, model: Any, site: Site) -> tuple[Any, Any, str] | None:
-        """Acts for `site`; returns ``(before, after, what was done)`` or None
-        when there was nothing to do."""
+    def apply(
+        self, model: Any, site: Site, statistics: SiteStatistics
+    ) -> tuple[Any, Any, str] | None:
+        """Acts for `site`, whose window `statistics` crossed the threshold.
+
+        Returns ``(before, after, what was done)``, or None when there was
+        nothing to do.
+        """
         raise NotImplementedError
 
     def get_config(self) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from keras_deadrelu._validation import check_number
 from keras_deadrelu.fixes.base import Fix
 from keras_deadrelu.fixes.scaled_schedule import ScaledSchedule
 from keras_deadrelu.sites import Site
+from keras_deadrelu.unit_statistics import SiteStatistics
 
 
 def current_learning_rate(optimizer: Any) -> float:
@@ -25,6 +26,12 @@ class LowerLearningRate(Fix):
     and with a ``LearningRateSchedule`` (Keras refuses to assign one, so the
     schedule is wrapped in a :class:`ScaledSchedule` and the train function is
     rebuilt). After acting it waits `cooldown` windows.
+
+    A lower learning rate stops *more* units from dying; it cannot bring dead
+    ReLU units back (they get no gradient at any rate). So after its first
+    action for a site, it acts again only while that site's dead fraction is
+    still rising; pair it with ``"revive"`` or ``"leaky_relu"`` to bring the
+    dead units back.
 
     Args:
         factor: multiplier in (0, 1).
@@ -49,6 +56,7 @@ class LowerLearningRate(Fix):
             maximum_inclusive=False,
         )
         self.min_lr = check_number("min_lr", min_lr, minimum=0)
+        self._dead_fraction_at_last_action: dict[str, float] = {}
 
     def check_model(self, model: Any) -> None:
         optimizer = getattr(model, "optimizer", None)
@@ -58,11 +66,17 @@ class LowerLearningRate(Fix):
                 f"learning rate. Received an optimizer: {optimizer!r}"
             )
 
-    def apply(self, model: Any, site: Site) -> tuple[float, float, str] | None:
+    def apply(
+        self, model: Any, site: Site, statistics: SiteStatistics
+    ) -> tuple[float, float, str] | None:
         optimizer = model.optimizer
         before = current_learning_rate(optimizer)
         if before <= self.min_lr:
             return None
+        previous = self._dead_fraction_at_last_action.get(site.name)
+        if previous is not None and statistics.dead_fraction <= previous:
+            return None  # no longer dying: a lower rate would only slow training
+        self._dead_fraction_at_last_action[site.name] = statistics.dead_fraction
         schedule = optimizer._learning_rate  # the schedule or the variable
         if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
             if isinstance(schedule, ScaledSchedule):

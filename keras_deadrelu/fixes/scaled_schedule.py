@@ -13,7 +13,7 @@ class ScaledSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
     >>> import keras
     >>> inner = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
-    >>> float(ScaledSchedule(inner, scale=0.5)(0))
+    >>> round(float(ScaledSchedule(inner, scale=0.5)(0)), 6)
     0.05
     """
 

@@ -10,6 +10,7 @@ from keras_deadrelu._validation import check_number
 from keras_deadrelu.fixes.base import Fix
 from keras_deadrelu.fixes.leaky_relu_activation import LeakyReLUActivation
 from keras_deadrelu.sites import Site
+from keras_deadrelu.unit_statistics import SiteStatistics
 
 #: Site kinds that this fix turns into Leaky ReLU.
 SWAPPABLE_KINDS = ("relu", "relu6", "leaky_relu")
@@ -51,7 +52,9 @@ class SwapToLeakyReLU(Fix):
             "negative_slope", negative_slope, minimum=0, minimum_inclusive=False
         )
 
-    def apply(self, model: Any, site: Site) -> tuple[Any, Any, str] | None:
+    def apply(
+        self, model: Any, site: Site, statistics: SiteStatistics
+    ) -> tuple[Any, Any, str] | None:
         from keras_deadrelu.layers import LeakyReLU as DeadReluLeakyReLU
 
         layer = site.layer

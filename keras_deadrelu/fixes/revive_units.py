@@ -1,0 +1,312 @@
+"""Fix: revive dead units (ReDo, Sokar et al. 2023, with the bias +0.01 cure).
+
+For each dead unit of a site:
+
+1. its incoming weights (the kernel slice of the layer that computes the
+   unit's pre-activation) are drawn afresh from that layer's
+   ``kernel_initializer``, and its bias is set to `bias` (0.01: positive, so
+   the unit fires again);
+2. its outgoing weights in the next weighted layer are set to zero, so the
+   network's output does not change at the moment of revival;
+3. the optimizer's slots (Adam moments, momentum, ...) of exactly those
+   entries are reset to zero, so stale moments do not throw the fresh weights.
+
+The next weighted layer is found by following the model's graph through
+layers that keep units in place (Dropout, BatchNormalization, pooling,
+activations). Where it cannot be determined (a Flatten or Reshape mixes the
+units with positions, several consumers, a nested model boundary), only the
+incoming weights are revived, and the event says so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+
+from keras_deadrelu._validation import check_number
+from keras_deadrelu.fixes.base import Fix
+from keras_deadrelu.sites import Site
+from keras_deadrelu.unit_statistics import SiteStatistics
+
+#: Layers between a unit and its next weighted layer that keep each unit in
+#: its own channel, so zeroing the next layer's weights still isolates it.
+_CHANNEL_PRESERVING = (
+    keras.layers.Dropout,
+    keras.layers.SpatialDropout1D,
+    keras.layers.SpatialDropout2D,
+    keras.layers.SpatialDropout3D,
+    keras.layers.GaussianDropout,
+    keras.layers.GaussianNoise,
+    keras.layers.BatchNormalization,
+    keras.layers.Activation,
+    keras.layers.ReLU,
+    keras.layers.LeakyReLU,
+    keras.layers.PReLU,
+    keras.layers.ELU,
+    keras.layers.MaxPooling1D,
+    keras.layers.MaxPooling2D,
+    keras.layers.MaxPooling3D,
+    keras.layers.AveragePooling1D,
+    keras.layers.AveragePooling2D,
+    keras.layers.AveragePooling3D,
+    keras.layers.GlobalAveragePooling1D,
+    keras.layers.GlobalAveragePooling2D,
+    keras.layers.GlobalAveragePooling3D,
+    keras.layers.GlobalMaxPooling1D,
+    keras.layers.GlobalMaxPooling2D,
+    keras.layers.GlobalMaxPooling3D,
+)
+
+_DENSE_OR_CONV = (
+    keras.layers.Dense,
+    keras.layers.Conv1D,
+    keras.layers.Conv2D,
+    keras.layers.Conv3D,
+)
+
+
+def _output_axis(layer: Any) -> int | None:
+    """Kernel axis that indexes the layer's output units, or None."""
+    if isinstance(
+        layer,
+        (
+            keras.layers.Conv1DTranspose,
+            keras.layers.Conv2DTranspose,
+            keras.layers.Conv3DTranspose,
+        ),
+    ):
+        return -2
+    if isinstance(
+        layer,
+        (
+            keras.layers.DepthwiseConv1D,
+            keras.layers.DepthwiseConv2D,
+            keras.layers.SeparableConv1D,
+            keras.layers.SeparableConv2D,
+        ),
+    ):
+        return None
+    if isinstance(layer, _DENSE_OR_CONV):
+        return -1
+    return None
+
+
+def _input_axis(layer: Any) -> int | None:
+    """Kernel axis that indexes the layer's input units, or None."""
+    if isinstance(layer, _DENSE_OR_CONV) and _output_axis(layer) == -1:
+        return -2
+    return None
+
+
+def _consumers(layer: Any) -> list[Any]:
+    return [node.operation for node in getattr(layer, "_outbound_nodes", [])]
+
+
+def _producers(layer: Any) -> list[Any]:
+    nodes = getattr(layer, "_inbound_nodes", [])
+    if len(nodes) != 1:
+        return []
+    return [parent.operation for parent in nodes[0].parent_nodes]
+
+
+def incoming_layer(site: Site) -> Any | None:
+    """The weighted layer whose kernel computes the site's pre-activations."""
+    layer = site.layer
+    if getattr(layer, "activation", None) is not None and hasattr(layer, "kernel"):
+        return layer if _output_axis(layer) is not None else None
+    producers = _producers(layer)
+    if len(producers) == 1 and _output_axis(producers[0]) is not None:
+        return producers[0]
+    return None
+
+
+def outgoing_layer(site: Site) -> tuple[Any | None, list[Any], str]:
+    """The next weighted layer fed by the site's units, the channel-preserving
+    layers on the way, or None and why not."""
+    current = site.layer
+    between: list[Any] = []
+    for _ in range(16):
+        consumers = _consumers(current)
+        if len(consumers) != 1:
+            reason = "no consumer" if not consumers else "several consumers"
+            return None, between, reason
+        (consumer,) = consumers
+        if isinstance(consumer, _CHANNEL_PRESERVING) or (
+            isinstance(consumer, keras.layers.Layer)
+            and type(consumer).__module__.startswith("keras_deadrelu.layers")
+            and not hasattr(consumer, "kernel")
+        ):
+            between.append(consumer)
+            current = consumer
+            continue
+        if _input_axis(consumer) is not None:
+            return consumer, between, ""
+        return None, between, f"{consumer.name} ({type(consumer).__name__}) mixes units"
+    return None, between, "graph too deep"
+
+
+def _constant_after(site: Site, between: list[Any]) -> np.ndarray:
+    """What each dead channel still feeds the next layer, per channel.
+
+    A dead ReLU unit outputs 0, but a BatchNormalization on the way turns that
+    into a constant per channel (in inference mode). Zeroing the outgoing
+    weights removes that constant, so it must go into the next layer's bias.
+    """
+    shape = tuple(site.layer.output.shape[1:])
+    values = np.zeros((1, *shape), "float32")
+    for layer in between:
+        values = keras.ops.convert_to_numpy(layer(values, training=False))
+    values = np.asarray(values, dtype=np.float64)
+    if site.channel_axis != -1:
+        values = np.moveaxis(values, site.channel_axis, -1)
+    return values.reshape(-1, values.shape[-1]).mean(axis=0)
+
+
+def _fold_constant_into_bias(
+    consumer: Any, constant: np.ndarray, units: np.ndarray
+) -> str | None:
+    """Adds the dead channels' constant contribution to `consumer`'s bias.
+
+    Returns why it cannot be done exactly, or None when done.
+    """
+    if not np.any(constant[units]):
+        return None
+    if getattr(consumer, "bias", None) is None:
+        return f"{consumer.name} has no bias to take the constant"
+    kernel = np.asarray(keras.ops.convert_to_numpy(consumer.kernel.value), np.float64)
+    if kernel.ndim > 2 and getattr(consumer, "padding", "valid") != "valid":
+        return f"{consumer.name} pads its input"
+    # Sum over the kernel's spatial taps, then over the dead input channels.
+    taps = kernel.reshape(-1, kernel.shape[-2], kernel.shape[-1]).sum(axis=0)
+    shift = constant[units] @ taps[units, :]
+    bias = np.asarray(keras.ops.convert_to_numpy(consumer.bias.value), np.float64)
+    consumer.bias.assign((bias + shift).astype("float32"))
+    return None
+
+
+def _slots(optimizer: Any, variable: Any) -> list[Any]:
+    """The optimizer's slot variables for `variable` (Keras names them
+    ``<variable path with '/' as '_'>_<slot>``)."""
+    prefix = variable.path.replace("/", "_") + "_"
+    return [
+        slot
+        for slot in getattr(optimizer, "variables", [])
+        if slot.name.startswith(prefix) and tuple(slot.shape) == tuple(variable.shape)
+    ]
+
+
+def _set_entries(variable: Any, axis: int, units: np.ndarray, values: Any) -> None:
+    """Sets the entries of `variable` at `units` along `axis` to `values` (a
+    scalar, or an array of the variable's shape to take them from)."""
+    array = np.array(keras.ops.convert_to_numpy(variable.value))
+    index = [slice(None)] * array.ndim
+    index[axis] = units
+    index = tuple(index)
+    array[index] = np.asarray(values)[index] if np.ndim(values) else values
+    variable.assign(array)
+
+
+def _reset_slots(optimizer: Any, variable: Any, axis: int, units: np.ndarray) -> int:
+    reset = 0
+    for slot in _slots(optimizer, variable):
+        _set_entries(slot, axis, units, 0.0)
+        reset += 1
+    return reset
+
+
+def _reseeded(initializer: Any) -> Any:
+    """A copy of `initializer` with a fresh seed.
+
+    Keras initializers fix their seed when created, so calling the layer's
+    own initializer again would give back the very weights the unit died
+    with. The new seed comes from NumPy's global generator, so
+    ``keras.utils.set_random_seed`` makes revivals reproducible.
+    """
+    config = initializer.get_config()
+    if "seed" not in config:
+        return initializer
+    config["seed"] = int(np.random.randint(0, 2**31 - 1))
+    return type(initializer).from_config(config)
+
+
+def _dead_channels(
+    dead: np.ndarray, channels: int, channel_axis: int
+) -> np.ndarray | None:
+    """Per-channel dead mask (a channel is dead when all its positions are)."""
+    if dead.size == channels:
+        return dead.astype(bool)
+    if dead.size % channels:
+        return None
+    if channel_axis == -1:
+        return dead.reshape(-1, channels).all(axis=0)
+    return dead.reshape(channels, -1).all(axis=1)
+
+
+class ReviveUnits(Fix):
+    """Re-initialises dead units so they fire again, without changing the output.
+
+    Args:
+        bias: the revived units' new bias (0.01 by default: slightly positive).
+        cooldown: windows to wait before reviving the same site again.
+
+    >>> ReviveUnits(bias=0.01)
+    ReviveUnits(bias=0.01, cooldown=1)
+    """
+
+    name = "revive"
+
+    def __init__(self, bias: float = 0.01, cooldown: int = 1):
+        super().__init__(cooldown)
+        self.bias = check_number("bias", bias)
+
+    def apply(
+        self, model: Any, site: Site, statistics: SiteStatistics
+    ) -> tuple[int, int, str] | None:
+        layer = incoming_layer(site)
+        if layer is None:
+            return None
+        axis = _output_axis(layer)
+        channels = int(layer.kernel.shape[axis])
+        dead = _dead_channels(statistics.dead, channels, site.channel_axis)
+        if dead is None or not dead.any():
+            return None
+        units = np.flatnonzero(dead)
+        optimizer = getattr(model, "optimizer", None)
+
+        fresh = _reseeded(layer.kernel_initializer)(
+            tuple(layer.kernel.shape), dtype="float32"
+        )
+        _set_entries(layer.kernel, axis, units, keras.ops.convert_to_numpy(fresh))
+        slots = 0
+        if optimizer is not None:
+            slots += _reset_slots(optimizer, layer.kernel, axis, units)
+        if getattr(layer, "bias", None) is not None:
+            _set_entries(layer.bias, 0, units, self.bias)
+            if optimizer is not None:
+                slots += _reset_slots(optimizer, layer.bias, 0, units)
+
+        consumer, between, reason = outgoing_layer(site)
+        if consumer is not None and between:
+            problem = _fold_constant_into_bias(
+                consumer, _constant_after(site, between), units
+            )
+            if problem is not None:
+                consumer, reason = None, problem
+        if consumer is not None:
+            input_axis = _input_axis(consumer)
+            _set_entries(consumer.kernel, input_axis, units, 0.0)
+            if optimizer is not None:
+                slots += _reset_slots(optimizer, consumer.kernel, input_axis, units)
+            outgoing = f"outgoing weights in {consumer.name} zeroed"
+        else:
+            outgoing = f"incoming weights only: next weighted layer unknown ({reason})"
+        detail = (
+            f"revived {len(units)} unit(s) of {layer.name}: new incoming weights, "
+            f"bias {self.bias:g}; {outgoing}; {slots} optimizer slot(s) reset"
+        )
+        return len(units), 0, detail
+
+    def get_config(self) -> dict[str, Any]:
+        return {"bias": self.bias, "cooldown": self.cooldown}

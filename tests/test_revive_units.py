@@ -1,0 +1,220 @@
+"""Reviving dead units (ReDo + bias 0.01): output unchanged, nothing else moved."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_deadrelu as kd
+from keras_deadrelu.fixes import ReviveUnits
+from keras_deadrelu.measurement import SiteMeasurement
+from keras_deadrelu.probe import as_batches
+
+rng = np.random.default_rng(9)
+X = rng.normal(size=(256, 8)).astype("float32")
+Y = (np.sin(X[:, :1]) + X[:, 1:2] ** 2).astype("float32")
+HALF_DEAD_BIAS = keras.initializers.Constant([-5.0] * 8 + [0.5] * 8)
+
+
+def window_statistics(model, x):
+    sites = kd.find_sites(model)
+    measurement = SiteMeasurement(model, sites, probe_batches=as_batches(x))
+    measurement.install()
+    try:
+        return sites, measurement.close_window()
+    finally:
+        measurement.uninstall()
+
+
+def half_dead_mlp(between=None):
+    """hidden (16 units, 8 born dead) -> [between] -> next (Dense 4) -> head."""
+    inputs = keras.Input((8,))
+    hidden = keras.layers.Dense(
+        16,
+        activation="relu",
+        name="hidden",
+        kernel_initializer=keras.initializers.RandomNormal(stddev=0.2),
+        bias_initializer=HALF_DEAD_BIAS,
+    )(inputs)
+    for layer in between or []:
+        hidden = layer(hidden)
+    hidden = keras.layers.Dense(4, activation="tanh", name="next")(hidden)
+    model = keras.Model(inputs, keras.layers.Dense(1, name="head")(hidden))
+    model.compile(keras.optimizers.Adam(0.01), "mse")
+    return model
+
+
+def snapshot(model):
+    weights = {v.path: np.array(v.numpy()) for v in model.weights}
+    slots = {v.name: np.array(v.numpy()) for v in model.optimizer.variables}
+    return weights, slots
+
+
+def revive(model, site_name="hidden"):
+    sites, window = window_statistics(model, X)
+    site = next(s for s in sites if s.name == site_name)
+    statistics = window[site_name]
+    return statistics, ReviveUnits(bias=0.01).apply(model, site, statistics)
+
+
+@pytest.mark.parametrize(
+    "between",
+    [None, [keras.layers.Dropout(0.1)], [keras.layers.BatchNormalization()]],
+    ids=["direct", "dropout", "batchnorm"],
+)
+def test_revival_keeps_predictions_and_every_other_weight(between):
+    model = half_dead_mlp(between)
+    model.fit(X, Y, epochs=1, verbose=0)  # Adam slots are non-zero now
+    predictions = model.predict(X, verbose=0)
+    weights, slots = snapshot(model)
+
+    statistics, result = revive(model)
+    dead = statistics.dead
+    assert dead[:8].all() and not dead[8:].any()
+    assert result[0] == 8 and "outgoing weights in next zeroed" in result[2]
+
+    new_weights, new_slots = snapshot(model)
+    kernel, bias, next_kernel = "hidden/kernel", "hidden/bias", "next/kernel"
+    # The revived units: fresh incoming weights, bias 0.01, no outgoing weight.
+    assert not np.allclose(new_weights[kernel][:, dead], weights[kernel][:, dead])
+    np.testing.assert_array_equal(new_weights[bias][dead], np.float32(0.01))
+    np.testing.assert_array_equal(new_weights[next_kernel][dead, :], 0.0)
+    # Every other entry, everywhere, is bitwise unchanged.
+    np.testing.assert_array_equal(
+        new_weights[kernel][:, ~dead], weights[kernel][:, ~dead]
+    )
+    np.testing.assert_array_equal(new_weights[bias][~dead], weights[bias][~dead])
+    np.testing.assert_array_equal(
+        new_weights[next_kernel][~dead, :], weights[next_kernel][~dead, :]
+    )
+    next_bias = "next/bias"
+    if between and isinstance(between[0], keras.layers.BatchNormalization):
+        # A dead unit fed BN's constant gamma * (0 - mean) / std + beta to the
+        # next layer; that constant moves into the next layer's bias.
+        bn = between[0]
+        gamma, beta, mean, variance = (np.float64(w) for w in bn.get_weights())
+        constant = gamma * (0 - mean) / np.sqrt(variance + bn.epsilon) + beta
+        expected = weights[next_bias] + constant[dead] @ weights[next_kernel][dead, :]
+        np.testing.assert_allclose(new_weights[next_bias], expected, rtol=1e-5)
+    else:
+        np.testing.assert_array_equal(new_weights[next_bias], weights[next_bias])
+    for path, value in weights.items():
+        if path not in (kernel, bias, next_kernel, next_bias):
+            np.testing.assert_array_equal(new_weights[path], value, err_msg=path)
+    # Optimizer slots of exactly those entries are reset.
+    for name, value in slots.items():
+        new_value = new_slots[name]
+        if name.startswith("hidden_kernel_"):
+            np.testing.assert_array_equal(new_value[:, dead], 0.0)
+            np.testing.assert_array_equal(new_value[:, ~dead], value[:, ~dead])
+        elif name.startswith("hidden_bias_"):
+            np.testing.assert_array_equal(new_value[dead], 0.0)
+            np.testing.assert_array_equal(new_value[~dead], value[~dead])
+        elif name.startswith("next_kernel_"):
+            np.testing.assert_array_equal(new_value[dead, :], 0.0)
+            np.testing.assert_array_equal(new_value[~dead, :], value[~dead, :])
+        else:
+            np.testing.assert_array_equal(new_value, value, err_msg=name)
+    assert any(name.startswith("hidden_kernel_") for name in slots)
+    # The network's output did not change at the moment of revival.
+    revived_predictions = model.predict(X, verbose=0)
+    assert np.max(np.abs(revived_predictions - predictions)) < 1e-6
+    # And the revived units fire again.
+    _, window = window_statistics(model, X)
+    assert window["hidden"].dead_count == 0
+
+
+def test_flatten_after_conv_revives_incoming_weights_only_and_says_so():
+    inputs = keras.Input((6, 6, 2))
+    conv = keras.layers.Conv2D(
+        4,
+        3,
+        activation="relu",
+        name="conv",
+        bias_initializer=keras.initializers.Constant([-9.0, -9.0, 0.5, 0.5]),
+    )(inputs)
+    flat = keras.layers.Flatten()(conv)
+    model = keras.Model(inputs, keras.layers.Dense(1, name="head")(flat))
+    model.compile("adam", "mse")
+    x = rng.normal(size=(32, 6, 6, 2)).astype("float32")
+    head_before = model.get_layer("head").get_weights()[0].copy()
+    sites, window = window_statistics(model, x)
+    (site,) = sites
+    result = ReviveUnits().apply(model, site, window["conv"])
+    assert result[0] == 2
+    assert "incoming weights only" in result[2] and "Flatten" in result[2]
+    np.testing.assert_array_equal(model.get_layer("head").get_weights()[0], head_before)
+    np.testing.assert_array_equal(
+        model.get_layer("conv").get_weights()[1], np.float32([0.01, 0.01, 0.5, 0.5])
+    )
+
+
+def test_conv_to_conv_zeroes_the_next_kernels_input_channels():
+    inputs = keras.Input((8, 8, 2))
+    hidden = keras.layers.Conv2D(
+        4,
+        3,
+        name="conv1",
+        bias_initializer=keras.initializers.Constant([-9.0, 0.5, -9.0, 0.5]),
+    )(inputs)
+    hidden = keras.layers.ReLU(name="relu1")(hidden)  # an activation-layer site
+    hidden = keras.layers.MaxPooling2D()(hidden)
+    hidden = keras.layers.Conv2D(3, 2, activation="relu", name="conv2")(hidden)
+    pooled = keras.layers.GlobalAveragePooling2D()(hidden)
+    model = keras.Model(inputs, keras.layers.Dense(1, name="head")(pooled))
+    model.compile("adam", "mse")
+    x = rng.normal(size=(16, 8, 8, 2)).astype("float32")
+    predictions = model.predict(x, verbose=0)
+    sites, window = window_statistics(model, x)
+    site = next(s for s in sites if s.name == "relu1")
+    result = ReviveUnits().apply(model, site, window["relu1"])
+    assert result[0] == 2 and "outgoing weights in conv2 zeroed" in result[2]
+    next_kernel = model.get_layer("conv2").get_weights()[0]  # (2, 2, 4, 3)
+    np.testing.assert_array_equal(next_kernel[:, :, [0, 2], :], 0.0)
+    assert np.abs(next_kernel[:, :, [1, 3], :]).sum() > 0
+    np.testing.assert_array_equal(
+        model.get_layer("conv1").get_weights()[1], np.float32([0.01, 0.5, 0.01, 0.5])
+    )
+    assert np.max(np.abs(model.predict(x, verbose=0) - predictions)) < 1e-6
+
+
+def test_revive_in_fit_brings_units_back_and_the_loss_keeps_falling():
+    def bias_killed():
+        keras.utils.set_random_seed(4)
+        inputs = keras.Input((8,))
+        hidden = keras.layers.Dense(
+            32,
+            activation="relu",
+            name="hidden",
+            bias_initializer=keras.initializers.Constant(-5.0),
+            kernel_initializer=keras.initializers.RandomNormal(stddev=0.15),
+        )(inputs)
+        model = keras.Model(inputs, keras.layers.Dense(1, name="head")(hidden))
+        model.compile(keras.optimizers.Adam(0.01), "mse")
+        return model
+
+    unfixed = bias_killed()
+    plain = unfixed.fit(
+        X,
+        Y,
+        epochs=8,
+        verbose=0,
+        callbacks=[kd.DeadNeuronMonitor(log_dir=None, verbose=0)],
+    ).history
+    fixed = bias_killed()
+    monitor = kd.DeadNeuronMonitor(log_dir=None, fix="revive", verbose=0)
+    revived = fixed.fit(X, Y, epochs=8, verbose=0, callbacks=[monitor]).history
+
+    (event,) = monitor.events  # one revival: the units stay alive afterwards
+    assert (event.epoch, event.site, event.fix, event.before) == (
+        0,
+        "hidden",
+        "revive",
+        32,
+    )
+    assert plain["dead_fraction/hidden"] == [1.0] * 8
+    assert revived["dead_fraction/hidden"][0] == 1.0
+    assert max(revived["dead_fraction/hidden"][1:]) < 0.5
+    # Unfixed: only the head's bias learns, the loss stalls at Var(Y).
+    assert plain["loss"][-1] > 0.95 * float(np.var(Y))
+    assert revived["loss"][-1] < 0.5 * plain["loss"][-1]
+    assert revived["loss"][-1] < revived["loss"][2]
