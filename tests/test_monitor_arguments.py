@@ -28,7 +28,7 @@ def model():
         ({"threshold": "high"}, TypeError, r"threshold='high'"),
         ({"fix": "magic"}, ValueError, r"`fix` must be None.*fix=.magic."),
         ({"fix": ["lower_lr", 3]}, ValueError, r"fix=\[.lower_lr., 3\]"),
-        ({"fix": "revive"}, NotImplementedError, r"fix=.revive."),
+        ({"fix": "Revive"}, ValueError, r"fix='Revive'"),
         ({"freq": 0}, ValueError, r"`freq` must be >= 1.*freq=0"),
         ({"freq": "batch"}, ValueError, r"freq='batch'"),
         ({"freq": 2.5}, TypeError, r"freq=2.5"),
