@@ -13,7 +13,7 @@ model, so a model saved mid-fit holds none of them.
 
 >>> import numpy as np
 >>> import keras
->>> from keras_deadrelu.sites import Site
+>>> from keras_deadrelu.sites import Site, layer_kind
 >>> site = Site("act", keras.layers.ReLU(), "relu")
 >>> recorder = CounterRecorder(granularity="channel")
 >>> recorder.record(site, np.array([[1.0, 0.0], [2.0, -1.0]], "float32"))
@@ -27,14 +27,19 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from keras_deadrelu.sites import Site
+from keras_deadrelu.sites import Site, layer_kind
 from keras_deadrelu.unit_statistics import UnitCounters
+
+#: Site kinds whose outputs are never negative.
+NON_NEGATIVE_KINDS = ("relu", "relu6")
 
 
 class _SiteCounterVariables:
     """The variables that accumulate one site's window sums."""
 
-    def __init__(self, unit_shape: tuple[int, ...], track_moments: bool):
+    def __init__(
+        self, unit_shape: tuple[int, ...], track_moments: bool, track_maximum: bool
+    ):
         def zeros(dtype: tf.DType, shape: tuple[int, ...] = unit_shape) -> tf.Variable:
             return tf.Variable(tf.zeros(shape, dtype), trainable=False)
 
@@ -43,6 +48,13 @@ class _SiteCounterVariables:
         self.element_count = zeros(tf.int64, ())
         self.value_sum = zeros(tf.float32) if track_moments else None
         self.square_sum = zeros(tf.float32) if track_moments else None
+        self.pre_activation_max = (
+            tf.Variable(
+                tf.fill(unit_shape, tf.constant(-np.inf, tf.float32)), trainable=False
+            )
+            if track_maximum
+            else None
+        )
 
     def variables(self) -> list[tf.Variable]:
         candidates = [
@@ -53,6 +65,14 @@ class _SiteCounterVariables:
             self.square_sum,
         ]
         return [variable for variable in candidates if variable is not None]
+
+    def reset(self) -> None:
+        for variable in self.variables():
+            variable.assign(tf.zeros_like(variable))
+        if self.pre_activation_max is not None:
+            self.pre_activation_max.assign(
+                tf.fill(tf.shape(self.pre_activation_max), -np.inf)
+            )
 
 
 class CounterRecorder:
@@ -105,20 +125,38 @@ class CounterRecorder:
         if counters is None:
             # Created eagerly even while a train step is being traced.
             with tf.init_scope():
-                counters = _SiteCounterVariables(unit_shape, site.kind == "selu")
+                counters = _SiteCounterVariables(
+                    unit_shape,
+                    track_moments=site.kind == "selu",
+                    track_maximum=pre_activation is not None,
+                )
             self._counters[site.name] = counters
             self._kinds[site.name] = site.kind
         values = tf.cast(values, tf.float32)
         positive = tf.reduce_sum(tf.cast(values > 0, tf.int32), axis=reduce_axes)
         counters.positive_count.assign_add(tf.cast(positive, tf.int64))
-        magnitudes = tf.abs(values)
+        # ReLU outputs are >= 0 (or NaN): their sum is their absolute sum.
+        # Read the kind now (at trace time): a fix may have made it leaky.
+        kind = layer_kind(site.layer) or site.kind
+        magnitudes = values if kind in NON_NEGATIVE_KINDS else tf.abs(values)
+        abs_sum = tf.reduce_sum(magnitudes, axis=reduce_axes)
         if pre_activation is not None:
             pre_activation = tf.cast(tf.convert_to_tensor(pre_activation), tf.float32)
-            if pre_activation.shape == values.shape:
-                # 0 * z is 0 for finite z and NaN for NaN or inf: a NaN input
-                # poisons the unit's sum without an extra reduction.
-                magnitudes = magnitudes + 0.0 * pre_activation
-        counters.abs_sum.assign_add(tf.reduce_sum(magnitudes, axis=reduce_axes))
+            if pre_activation.shape != values.shape:
+                pre_activation = None
+        if pre_activation is not None:
+            # 0 * sum(z) is 0 when every z is finite and NaN when one is NaN or
+            # inf (reduce_max would not do: XLA's max drops NaN). This marks
+            # the unit as NaN even where relu(nan) came out as 0.
+            abs_sum = abs_sum + 0.0 * tf.reduce_sum(pre_activation, axis=reduce_axes)
+            if counters.pre_activation_max is not None:
+                counters.pre_activation_max.assign(
+                    tf.maximum(
+                        counters.pre_activation_max,
+                        tf.reduce_max(pre_activation, axis=reduce_axes),
+                    )
+                )
+        counters.abs_sum.assign_add(abs_sum)
         elements_per_unit = tf.size(values, out_type=tf.int64) // int(
             np.prod(unit_shape)
         )
@@ -148,14 +186,16 @@ class CounterRecorder:
                 square_sum=None
                 if counters.square_sum is None
                 else counters.square_sum.numpy(),
+                pre_activation_max=None
+                if counters.pre_activation_max is None
+                else counters.pre_activation_max.numpy(),
             )
         return result
 
     def reset(self) -> None:
         """Zeroes every counter; the next window starts empty."""
         for counters in self._counters.values():
-            for variable in counters.variables():
-                variable.assign(tf.zeros_like(variable))
+            counters.reset()
 
     def read_and_reset(self) -> dict[str, UnitCounters]:
         """:meth:`read`, then :meth:`reset`."""

@@ -15,8 +15,16 @@ from keras_deadrelu._validation import (
     check_number,
     check_positive_int,
 )
+from keras_deadrelu.diagnosis import (
+    Diagnosis,
+    SiteEvidence,
+    WeightSnapshots,
+    bias_evidence,
+    diagnose,
+)
 from keras_deadrelu.fixes import Fix, FixEvent, resolve_fixes
 from keras_deadrelu.fixes.lower_learning_rate import current_learning_rate
+from keras_deadrelu.layer_graph import incoming_layer
 from keras_deadrelu.measurement import SiteMeasurement
 from keras_deadrelu.probe import as_batches, first_batch
 from keras_deadrelu.sites import Site, find_sites, select_sites
@@ -26,7 +34,7 @@ from keras_deadrelu.threshold_alerts import (
     ThresholdAlerts,
     crossing_message,
 )
-from keras_deadrelu.unit_statistics import WindowStatistics
+from keras_deadrelu.unit_statistics import SiteStatistics, WindowStatistics
 
 
 def _check_log_dir(log_dir: Any) -> str | None:
@@ -225,6 +233,9 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
 
         self.sites: list[Site] = []
         self.events: list[FixEvent] = []
+        self.diagnoses: list[tuple[int, str, Diagnosis]] = []
+        self._incoming_layers: dict[str, Any] = {}
+        self._snapshots = WeightSnapshots()
         self._windows_seen = 0
         self._cooldown_until: dict[tuple[int, str], int] = {}
         self._epoch = 0
@@ -272,6 +283,13 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
             probe_batches=self._probe_batches,
         )
         self._measurement.install()
+        self._incoming_layers = {
+            site.name: layer
+            for site in sites
+            if (layer := incoming_layer(site)) is not None
+        }
+        self._snapshots = WeightSnapshots()
+        self._snapshots.take(self._incoming_layers)
         self._epoch_step_offset = None
         optimizer = getattr(self.model, "optimizer", None)
         iterations = getattr(optimizer, "iterations", None)
@@ -331,13 +349,18 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         self._windows_seen += 1
         if self._sink is not None:
             self._sink.write_window(step, window, self._learning_rate())
+        learning_rate = self._learning_rate()
+        self._snapshots.record_moves(self._incoming_layers, where)
         for name in self._alerts.crossed(window.dead_fractions()):
+            diagnosis = self._diagnose(window[name], where, learning_rate)
+            message = (
+                f"{crossing_message(window[name], where, self.threshold)} {diagnosis}"
+            )
+            self.diagnoses.append((step, name, diagnosis))
+            if self._sink is not None:
+                self._sink.write_text(step, "diagnosis", message)
             if self.verbose:
-                warnings.warn(
-                    crossing_message(window[name], where, self.threshold),
-                    DeadNeuronWarning,
-                    stacklevel=3,
-                )
+                warnings.warn(message, DeadNeuronWarning, stacklevel=3)
         if self.verbose >= 2:
             parts = ", ".join(
                 f"{site.name} {site.dead_fraction:.0%}" for site in window.sites
@@ -347,7 +370,35 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
             )
         if self.fixes:
             self._apply_fixes(window, step, where)
+        # After the fixes, so that a revival does not read as a weight jump.
+        self._snapshots.take(self._incoming_layers)
         return window
+
+    def _diagnose(
+        self, statistics: SiteStatistics, where: str, learning_rate: float | None
+    ) -> Diagnosis:
+        layer = self._incoming_layers.get(statistics.name)
+        if layer is None:
+            return diagnose(SiteEvidence(learning_rate=learning_rate), where)
+        dead = statistics.dead
+        channels = getattr(getattr(layer, "bias", None), "shape", (dead.size,))[0]
+        if dead.size != channels and dead.size % channels == 0:
+            dead = dead.reshape(-1, channels).all(axis=0)
+            maximum = statistics.pre_activation_max
+            if maximum is not None:
+                maximum = maximum.reshape(-1, channels).max(axis=0)
+        else:
+            maximum = statistics.pre_activation_max
+        bias, spread = bias_evidence(layer, dead, maximum)
+        move, moved_in = self._snapshots.largest_recent_move(statistics.name)
+        evidence = SiteEvidence(
+            dead_bias_mean=bias,
+            pre_activation_spread=spread,
+            weight_move=move,
+            weight_move_where=moved_in,
+            learning_rate=learning_rate,
+        )
+        return diagnose(evidence, where)
 
     def _learning_rate(self) -> float | None:
         optimizer = getattr(self.model, "optimizer", None)

@@ -99,6 +99,8 @@ def layer_kind(layer: Any) -> str | None:
     )
     for layer_class, kind in by_class:
         if isinstance(layer, layer_class):
+            if kind == "relu" and float(getattr(layer, "negative_slope", 0.0)) > 0:
+                return "leaky_relu"  # a Keras ReLU given a slope is leaky
             return kind
     if isinstance(layer, keras.Model):
         return None

@@ -167,6 +167,12 @@ class TensorBoardSink:
                 )
         self._writer.flush()
 
+    def write_text(self, step: int, tag: str, text: str) -> None:
+        """Writes one line of text (for example a diagnosis) at `step`."""
+        with self._get_writer().as_default(step=step):
+            tf.summary.text(tag, text)
+        self._writer.flush()
+
     def write_event(self, event: FixEvent) -> None:
         """Writes a fix's action: a text event and a scalar marker at its step."""
         with self._get_writer().as_default(step=event.step):

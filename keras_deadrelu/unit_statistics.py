@@ -45,6 +45,8 @@ class UnitCounters:
             (inputs times positions).
         value_sum: sum of values per unit (kept for SELU sites only).
         square_sum: sum of squared values per unit (SELU sites only).
+        pre_activation_max: the largest pre-activation of each unit in the
+            window, where the site's pre-activation is visible.
     """
 
     positive_count: np.ndarray
@@ -52,6 +54,7 @@ class UnitCounters:
     element_count: int
     value_sum: np.ndarray | None = None
     square_sum: np.ndarray | None = None
+    pre_activation_max: np.ndarray | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +70,7 @@ class SiteStatistics:
     firing_rate: np.ndarray
     activation_mean: float | None = None
     activation_std: float | None = None
+    pre_activation_max: np.ndarray | None = None
 
     @property
     def unit_count(self) -> int:
@@ -170,4 +174,7 @@ def site_statistics(
         firing_rate=firing_rate.astype(np.float64),
         activation_mean=activation_mean,
         activation_std=activation_std,
+        pre_activation_max=None
+        if counters.pre_activation_max is None
+        else np.asarray(counters.pre_activation_max, np.float64).reshape(-1),
     )

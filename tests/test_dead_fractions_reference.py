@@ -198,11 +198,14 @@ def test_engineered_known_answer_zero_kernel_and_bias_minus_five():
     window_site = monitor.last_window["hidden"]
     assert window_site.dead.tolist() == [True] * 3 + [False] * 5
     assert window_site.firing_rate.tolist() == [0.0] * 3 + [1.0] * 5
+    # The pre-activation is exactly the bias for every input.
+    assert window_site.pre_activation_max.tolist() == [-5.0] * 3 + [5.0] * 5
     # Dormant (ReDo) with tau 0.1: dead units have score 0.
     assert window_site.dormant.tolist() == [True] * 3 + [False] * 5
 
 
-def test_nan_units_are_reported_apart():
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_nan_units_are_reported_apart(jit_compile):
     inputs = keras.Input((3,))
     hidden = keras.layers.Dense(4, activation="relu", name="hidden")(inputs)
     model = keras.Model(inputs, keras.layers.Dense(1)(hidden))
@@ -217,7 +220,7 @@ def test_nan_units_are_reported_apart():
     x = np.abs(rng.normal(size=(20, 3))).astype("float32") + 0.1
 
     monitor = kd.DeadNeuronMonitor(log_dir=None, verbose=0)
-    fit_one_epoch(model, x, monitor, jit_compile=False)
+    fit_one_epoch(model, x, monitor, jit_compile=jit_compile)
     site = monitor.last_window["hidden"]
     assert site.nan.tolist() == [False, True, False, False]
     assert site.dead.tolist() == [False, False, True, False]

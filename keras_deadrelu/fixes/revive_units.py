@@ -27,124 +27,14 @@ import numpy as np
 
 from keras_deadrelu._validation import check_number
 from keras_deadrelu.fixes.base import Fix
+from keras_deadrelu.layer_graph import (
+    incoming_layer,
+    input_axis,
+    outgoing_layer,
+    output_axis,
+)
 from keras_deadrelu.sites import Site
 from keras_deadrelu.unit_statistics import SiteStatistics
-
-#: Layers between a unit and its next weighted layer that keep each unit in
-#: its own channel, so zeroing the next layer's weights still isolates it.
-_CHANNEL_PRESERVING = (
-    keras.layers.Dropout,
-    keras.layers.SpatialDropout1D,
-    keras.layers.SpatialDropout2D,
-    keras.layers.SpatialDropout3D,
-    keras.layers.GaussianDropout,
-    keras.layers.GaussianNoise,
-    keras.layers.BatchNormalization,
-    keras.layers.Activation,
-    keras.layers.ReLU,
-    keras.layers.LeakyReLU,
-    keras.layers.PReLU,
-    keras.layers.ELU,
-    keras.layers.MaxPooling1D,
-    keras.layers.MaxPooling2D,
-    keras.layers.MaxPooling3D,
-    keras.layers.AveragePooling1D,
-    keras.layers.AveragePooling2D,
-    keras.layers.AveragePooling3D,
-    keras.layers.GlobalAveragePooling1D,
-    keras.layers.GlobalAveragePooling2D,
-    keras.layers.GlobalAveragePooling3D,
-    keras.layers.GlobalMaxPooling1D,
-    keras.layers.GlobalMaxPooling2D,
-    keras.layers.GlobalMaxPooling3D,
-)
-
-_DENSE_OR_CONV = (
-    keras.layers.Dense,
-    keras.layers.Conv1D,
-    keras.layers.Conv2D,
-    keras.layers.Conv3D,
-)
-
-
-def _output_axis(layer: Any) -> int | None:
-    """Kernel axis that indexes the layer's output units, or None."""
-    if isinstance(
-        layer,
-        (
-            keras.layers.Conv1DTranspose,
-            keras.layers.Conv2DTranspose,
-            keras.layers.Conv3DTranspose,
-        ),
-    ):
-        return -2
-    if isinstance(
-        layer,
-        (
-            keras.layers.DepthwiseConv1D,
-            keras.layers.DepthwiseConv2D,
-            keras.layers.SeparableConv1D,
-            keras.layers.SeparableConv2D,
-        ),
-    ):
-        return None
-    if isinstance(layer, _DENSE_OR_CONV):
-        return -1
-    return None
-
-
-def _input_axis(layer: Any) -> int | None:
-    """Kernel axis that indexes the layer's input units, or None."""
-    if isinstance(layer, _DENSE_OR_CONV) and _output_axis(layer) == -1:
-        return -2
-    return None
-
-
-def _consumers(layer: Any) -> list[Any]:
-    return [node.operation for node in getattr(layer, "_outbound_nodes", [])]
-
-
-def _producers(layer: Any) -> list[Any]:
-    nodes = getattr(layer, "_inbound_nodes", [])
-    if len(nodes) != 1:
-        return []
-    return [parent.operation for parent in nodes[0].parent_nodes]
-
-
-def incoming_layer(site: Site) -> Any | None:
-    """The weighted layer whose kernel computes the site's pre-activations."""
-    layer = site.layer
-    if getattr(layer, "activation", None) is not None and hasattr(layer, "kernel"):
-        return layer if _output_axis(layer) is not None else None
-    producers = _producers(layer)
-    if len(producers) == 1 and _output_axis(producers[0]) is not None:
-        return producers[0]
-    return None
-
-
-def outgoing_layer(site: Site) -> tuple[Any | None, list[Any], str]:
-    """The next weighted layer fed by the site's units, the channel-preserving
-    layers on the way, or None and why not."""
-    current = site.layer
-    between: list[Any] = []
-    for _ in range(16):
-        consumers = _consumers(current)
-        if len(consumers) != 1:
-            reason = "no consumer" if not consumers else "several consumers"
-            return None, between, reason
-        (consumer,) = consumers
-        if isinstance(consumer, _CHANNEL_PRESERVING) or (
-            isinstance(consumer, keras.layers.Layer)
-            and type(consumer).__module__.startswith("keras_deadrelu.layers")
-            and not hasattr(consumer, "kernel")
-        ):
-            between.append(consumer)
-            current = consumer
-            continue
-        if _input_axis(consumer) is not None:
-            return consumer, between, ""
-        return None, between, f"{consumer.name} ({type(consumer).__name__}) mixes units"
-    return None, between, "graph too deep"
 
 
 def _constant_after(site: Site, between: list[Any]) -> np.ndarray:
@@ -267,7 +157,7 @@ class ReviveUnits(Fix):
         layer = incoming_layer(site)
         if layer is None:
             return None
-        axis = _output_axis(layer)
+        axis = output_axis(layer)
         channels = int(layer.kernel.shape[axis])
         dead = _dead_channels(statistics.dead, channels, site.channel_axis)
         if dead is None or not dead.any():
@@ -295,10 +185,10 @@ class ReviveUnits(Fix):
             if problem is not None:
                 consumer, reason = None, problem
         if consumer is not None:
-            input_axis = _input_axis(consumer)
-            _set_entries(consumer.kernel, input_axis, units, 0.0)
+            consumer_axis = input_axis(consumer)
+            _set_entries(consumer.kernel, consumer_axis, units, 0.0)
             if optimizer is not None:
-                slots += _reset_slots(optimizer, consumer.kernel, input_axis, units)
+                slots += _reset_slots(optimizer, consumer.kernel, consumer_axis, units)
             outgoing = f"outgoing weights in {consumer.name} zeroed"
         else:
             outgoing = f"incoming weights only: next weighted layer unknown ({reason})"

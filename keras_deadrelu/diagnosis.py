@@ -1,0 +1,191 @@
+"""Why did a site die? The likely cause, with its evidence.
+
+The user's notes name two causes of dying ReLUs, and each leaves a cheap
+trace:
+
+- **Learning rate too high**: the weights feeding the site jumped. Evidence:
+  how far the site's kernel and bias moved over the window, relative to
+  their norm (``||W_end - W_start|| / ||W_start||``), at the current learning
+  rate.
+- **Bias far below zero**: the dead units' biases sit so low that even the
+  input their weights like best cannot lift them. Evidence: the dead units'
+  mean bias against their *pre-activation spread*, ``max_x z - b`` (the most
+  the weights add to the bias on any input of the window; ``max_x z`` is a
+  per-unit counter kept inside the train step).
+
+A third case is reported on its own: a site whose pre-activation spread is
+exactly 0 gets nothing from its weights on any input, because its inputs are
+all zero: the layer feeding it is dead, and that is the one to fix.
+
+Nothing here runs the model: the figures come from the counters and from
+weight snapshots taken once per window.
+
+>>> import numpy as np
+>>> evidence = SiteEvidence(dead_bias_mean=-4.9, pre_activation_spread=0.8)
+>>> diagnose(evidence, where="epoch 3").cause
+'bias'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import keras
+import numpy as np
+
+#: Relative move of a kernel within one window above which the learning rate
+#: is taken as the cause.
+LARGE_WEIGHT_MOVE = 0.2
+
+
+@dataclasses.dataclass(frozen=True)
+class SiteEvidence:
+    """What is known about one site at a crossing (None where unknown)."""
+
+    dead_bias_mean: float | None = None
+    pre_activation_spread: float | None = None
+    weight_move: float | None = None
+    weight_move_where: str | None = None
+    learning_rate: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Diagnosis:
+    """The likely cause, the evidence behind it, and what to try."""
+
+    cause: str  # "learning_rate", "bias", "dead_inputs" or "unclear"
+    evidence: str
+    advice: str
+
+    def __str__(self) -> str:
+        return f"{self.evidence} {self.advice}".strip()
+
+
+def diagnose(
+    evidence: SiteEvidence, where: str, large_move: float = LARGE_WEIGHT_MOVE
+) -> Diagnosis:
+    """Picks the likely cause of a site's death from its evidence."""
+    rate = (
+        f" at learning rate {evidence.learning_rate:.3g}"
+        if evidence.learning_rate is not None
+        else ""
+    )
+    moved_in = evidence.weight_move_where or where
+    if evidence.weight_move is not None and evidence.weight_move >= large_move:
+        return Diagnosis(
+            "learning_rate",
+            f"Layer weights moved {evidence.weight_move:.0%} of their norm in "
+            f"{moved_in}{rate}: learning rate too high.",
+            "Consider fix='lower_lr' (with 'revive' to bring the dead units back) "
+            "or a smaller learning rate.",
+        )
+    bias, spread = evidence.dead_bias_mean, evidence.pre_activation_spread
+    if bias is not None and spread is not None and -bias > abs(spread):
+        # The bias outweighs anything the weights add or take away on any
+        # input of the window: it is what holds these units below zero.
+        return Diagnosis(
+            "bias",
+            f"Dead units' mean bias {bias:.2g} against a pre-activation spread of "
+            f"{spread:.2g}: bias driven far below zero.",
+            "Consider bias_initializer=Constant(0.01), fix='revive', or a ReLU "
+            "variant.",
+        )
+    if spread == 0:
+        return Diagnosis(
+            "dead_inputs",
+            "Its inputs were zero on every input of the window (pre-activation "
+            "spread 0): the layer feeding it is dead.",
+            "Fix the layer upstream first.",
+        )
+    parts = []
+    if bias is not None:
+        parts.append(f"dead units' mean bias {bias:.2g}")
+    if spread is not None:
+        parts.append(f"pre-activation spread {spread:.2g}")
+        if spread <= 0:
+            parts.append("the weights alone keep them below zero")
+    if evidence.weight_move is not None:
+        parts.append(f"weights moved {evidence.weight_move:.0%} in {moved_in}{rate}")
+    detail = ", ".join(parts) if parts else "no weights feed this site directly"
+    return Diagnosis(
+        "unclear",
+        f"Cause unclear ({detail}).",
+        "Consider fix='revive' or a ReLU variant.",
+    )
+
+
+def _parameters(layer: Any) -> np.ndarray | None:
+    """The layer's kernel and bias as one flat vector (a high learning rate
+    throws both; a bias driven down is the usual way units die from it)."""
+    kernel = getattr(layer, "kernel", None)
+    if kernel is None:
+        return None
+    parts = [keras.ops.convert_to_numpy(kernel.value).reshape(-1)]
+    bias = getattr(layer, "bias", None)
+    if bias is not None:
+        parts.append(keras.ops.convert_to_numpy(bias.value).reshape(-1))
+    return np.concatenate(parts).astype(np.float32)
+
+
+class WeightSnapshots:
+    """Keeps each site's incoming kernel and bias as of the last window's end
+    (host memory: the size of those weights), to measure how far they moved.
+
+    Streaming counts a unit that died mid-window as alive for that window, so
+    a crossing shows one window after the jump that caused it: the largest
+    move of the current and the previous window is the evidence.
+    """
+
+    def __init__(self):
+        self._parameters: dict[str, np.ndarray] = {}
+        self._recent_moves: dict[str, list[tuple[float, str]]] = {}
+
+    def record_moves(self, layers_by_site: dict[str, Any], where: str) -> None:
+        """Measures how far each site's weights moved in the window `where`
+        (call it before any fix changes the weights)."""
+        for name, layer in layers_by_site.items():
+            before = self._parameters.get(name)
+            now = _parameters(layer)
+            if before is None or now is None or before.shape != now.shape:
+                continue
+            norm = np.linalg.norm(before.astype(np.float64))
+            if norm:
+                change = (now.astype(np.float64) - before).astype(np.float64)
+                move = float(np.linalg.norm(change) / norm)
+                recent = self._recent_moves.setdefault(name, [])
+                recent[:] = [*recent[-1:], (move, where)]
+
+    def take(self, layers_by_site: dict[str, Any]) -> None:
+        """Stores the weights now, as the start of the next window."""
+        for name, layer in layers_by_site.items():
+            now = _parameters(layer)
+            if now is not None:
+                self._parameters[name] = now
+
+    def largest_recent_move(self, name: str) -> tuple[float | None, str | None]:
+        """The larger relative move of the last two windows, and where."""
+        recent = self._recent_moves.get(name)
+        if not recent:
+            return None, None
+        return max(recent)
+
+
+def bias_evidence(
+    layer: Any, dead_channels: np.ndarray, pre_activation_max: np.ndarray | None
+) -> tuple[float | None, float | None]:
+    """Dead units' mean bias, and their mean pre-activation spread."""
+    bias_variable = getattr(layer, "bias", None)
+    if bias_variable is None or not dead_channels.any():
+        return None, None
+    bias = np.asarray(keras.ops.convert_to_numpy(bias_variable.value), np.float64)
+    if bias.shape != dead_channels.shape:
+        return None, None
+    dead_bias = bias[dead_channels]
+    spread = None
+    if pre_activation_max is not None and pre_activation_max.shape == bias.shape:
+        best = pre_activation_max[dead_channels]
+        finite = np.isfinite(best)
+        if finite.any():
+            spread = float(np.mean(best[finite] - dead_bias[finite]))
+    return float(dead_bias.mean()), spread

@@ -1,0 +1,101 @@
+"""The diagnosis names the cause: bias far below zero, or a learning rate too high."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+from event_files import read_run
+
+import keras_deadrelu as kd
+from keras_deadrelu.diagnosis import SiteEvidence, diagnose
+
+rng = np.random.default_rng(5)
+X = rng.normal(size=(512, 8)).astype("float32")
+Y = (np.sin(X[:, :1]) + X[:, 1:2] ** 2).astype("float32")
+
+
+def mlp(optimizer, bias=0.0):
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(
+                32,
+                activation="relu",
+                name="h1",
+                bias_initializer=keras.initializers.Constant(bias),
+            ),
+            keras.layers.Dense(32, activation="relu", name="h2"),
+            keras.layers.Dense(1, name="head"),
+        ]
+    )
+    model.compile(optimizer, "mse")
+    return model
+
+
+def test_bias_cause_on_the_bias_minus_five_model(tmp_path):
+    model = mlp(keras.optimizers.Adam(1e-3), bias=-5.0)
+    monitor = kd.DeadNeuronMonitor(log_dir=str(tmp_path), verbose=0)
+    model.fit(X, Y, epochs=2, verbose=0, callbacks=[monitor])
+    (step, site, diagnosis), (_, second_site, second) = monitor.diagnoses
+    assert (step, site, diagnosis.cause) == (0, "h1", "bias")
+    # h2 died because h1 feeds it nothing but zeros.
+    assert (second_site, second.cause) == ("h2", "dead_inputs")
+    # Evidence checked by hand: the dead units' biases never moved from -5,
+    # and their pre-activation spread is what their weights add at best.
+    kernel, bias = model.get_layer("h1").get_weights()
+    dead = monitor.last_window["h1"].dead
+    spread = ((X @ kernel).max(axis=0))[dead].mean()
+    assert f"mean bias {-5.0:.2g} against a pre-activation spread of {spread:.2g}" in (
+        diagnosis.evidence
+    )
+    records = read_run(os.path.join(tmp_path, "dead_neurons"))
+    (text_step, text, _), _ = records["diagnosis"]
+    assert text_step == 0 and b"bias driven far below zero" in text.item()
+
+
+def test_learning_rate_cause_on_the_high_learning_rate_model():
+    model = mlp(keras.optimizers.SGD(0.5))
+    monitor = kd.DeadNeuronMonitor(log_dir=None, threshold=0.3, verbose=0)
+    model.fit(X, Y, epochs=3, verbose=0, callbacks=[monitor])
+    assert monitor.diagnoses, "the high learning rate should kill a third of a layer"
+    causes = {diagnosis.cause for _, _, diagnosis in monitor.diagnoses}
+    assert causes == {"learning_rate"}
+    evidence = monitor.diagnoses[0][2].evidence
+    assert "at learning rate 0.5: learning rate too high" in evidence
+
+
+@pytest.mark.parametrize(
+    "evidence, cause",
+    [
+        (SiteEvidence(dead_bias_mean=-5.0, pre_activation_spread=0.0), "bias"),
+        (SiteEvidence(dead_bias_mean=-3.0, pre_activation_spread=-1.0), "bias"),
+        (SiteEvidence(dead_bias_mean=-0.5, pre_activation_spread=-2.5), "unclear"),
+        (SiteEvidence(dead_bias_mean=0.2, pre_activation_spread=-1.0), "unclear"),
+        (
+            SiteEvidence(
+                dead_bias_mean=-5.0,
+                pre_activation_spread=0.1,
+                weight_move=0.35,
+                learning_rate=0.5,
+            ),
+            "learning_rate",
+        ),
+        (SiteEvidence(weight_move=0.05, learning_rate=0.01), "unclear"),
+        (SiteEvidence(), "unclear"),
+        (SiteEvidence(dead_bias_mean=0.0, pre_activation_spread=0.0), "dead_inputs"),
+    ],
+)
+def test_decision_rules(evidence, cause):
+    assert diagnose(evidence, where="epoch 3").cause == cause
+
+
+def test_learning_rate_message_matches_the_user_story():
+    diagnosis = diagnose(
+        SiteEvidence(weight_move=0.35, learning_rate=0.5), where="epoch 3"
+    )
+    assert str(diagnosis).startswith(
+        "Layer weights moved 35% of their norm in epoch 3 at learning rate 0.5: "
+        "learning rate too high. Consider fix='lower_lr'"
+    )
