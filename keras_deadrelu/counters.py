@@ -38,7 +38,7 @@ class _SiteCounterVariables:
     """The variables that accumulate one site's window sums."""
 
     def __init__(
-        self, unit_shape: tuple[int, ...], track_moments: bool, track_maximum: bool
+        self, unit_shape: tuple[int, ...], track_moments: bool, track_input: bool
     ):
         def zeros(dtype: tf.DType, shape: tuple[int, ...] = unit_shape) -> tf.Variable:
             return tf.Variable(tf.zeros(shape, dtype), trainable=False)
@@ -48,13 +48,9 @@ class _SiteCounterVariables:
         self.element_count = zeros(tf.int64, ())
         self.value_sum = zeros(tf.float32) if track_moments else None
         self.square_sum = zeros(tf.float32) if track_moments else None
-        self.pre_activation_max = (
-            tf.Variable(
-                tf.fill(unit_shape, tf.constant(-np.inf, tf.float32)), trainable=False
-            )
-            if track_maximum
-            else None
-        )
+        # Mean square of the layer's input (scalars), for the diagnosis.
+        self.input_square_sum = zeros(tf.float32, ()) if track_input else None
+        self.input_count = zeros(tf.float32, ()) if track_input else None
 
     def variables(self) -> list[tf.Variable]:
         candidates = [
@@ -63,16 +59,19 @@ class _SiteCounterVariables:
             self.element_count,
             self.value_sum,
             self.square_sum,
+            self.input_square_sum,
+            self.input_count,
         ]
         return [variable for variable in candidates if variable is not None]
 
     def reset(self) -> None:
         for variable in self.variables():
             variable.assign(tf.zeros_like(variable))
-        if self.pre_activation_max is not None:
-            self.pre_activation_max.assign(
-                tf.fill(tf.shape(self.pre_activation_max), -np.inf)
-            )
+
+
+def _mean_square(counters: _SiteCounterVariables) -> float | None:
+    count = float(counters.input_count.numpy())
+    return float(counters.input_square_sum.numpy()) / count if count else None
 
 
 class CounterRecorder:
@@ -112,12 +111,12 @@ class CounterRecorder:
             )
         return reduce_axes, unit_shape
 
-    def record(self, site: Site, outputs, pre_activation=None) -> None:
+    def record(self, site: Site, outputs, layer_input=None) -> None:
         """Adds one batch of `site`'s outputs to its counters.
 
-        `pre_activation`, when given (same shape as `outputs`), lets a NaN or
-        inf *input* to the activation mark the unit as NaN even where the
-        activation maps it to a finite value (``relu(nan)`` may give 0).
+        `layer_input`, when given (the input of a layer with a kernel), adds
+        its sum of squares, from which the diagnosis estimates the spread of
+        the pre-activations.
         """
         values = tf.convert_to_tensor(outputs)
         reduce_axes, unit_shape = self._reduce_axes_and_unit_shape(site, values.shape)
@@ -128,7 +127,7 @@ class CounterRecorder:
                 counters = _SiteCounterVariables(
                     unit_shape,
                     track_moments=site.kind == "selu",
-                    track_maximum=pre_activation is not None,
+                    track_input=layer_input is not None,
                 )
             self._counters[site.name] = counters
             self._kinds[site.name] = site.kind
@@ -140,22 +139,10 @@ class CounterRecorder:
         kind = layer_kind(site.layer) or site.kind
         magnitudes = values if kind in NON_NEGATIVE_KINDS else tf.abs(values)
         abs_sum = tf.reduce_sum(magnitudes, axis=reduce_axes)
-        if pre_activation is not None:
-            pre_activation = tf.cast(tf.convert_to_tensor(pre_activation), tf.float32)
-            if pre_activation.shape != values.shape:
-                pre_activation = None
-        if pre_activation is not None:
-            # 0 * sum(z) is 0 when every z is finite and NaN when one is NaN or
-            # inf (reduce_max would not do: XLA's max drops NaN). This marks
-            # the unit as NaN even where relu(nan) came out as 0.
-            abs_sum = abs_sum + 0.0 * tf.reduce_sum(pre_activation, axis=reduce_axes)
-            if counters.pre_activation_max is not None:
-                counters.pre_activation_max.assign(
-                    tf.maximum(
-                        counters.pre_activation_max,
-                        tf.reduce_max(pre_activation, axis=reduce_axes),
-                    )
-                )
+        if layer_input is not None and counters.input_square_sum is not None:
+            layer_input = tf.cast(tf.convert_to_tensor(layer_input), tf.float32)
+            counters.input_square_sum.assign_add(tf.reduce_sum(tf.square(layer_input)))
+            counters.input_count.assign_add(tf.cast(tf.size(layer_input), tf.float32))
         counters.abs_sum.assign_add(abs_sum)
         elements_per_unit = tf.size(values, out_type=tf.int64) // int(
             np.prod(unit_shape)
@@ -186,9 +173,9 @@ class CounterRecorder:
                 square_sum=None
                 if counters.square_sum is None
                 else counters.square_sum.numpy(),
-                pre_activation_max=None
-                if counters.pre_activation_max is None
-                else counters.pre_activation_max.numpy(),
+                input_mean_square=None
+                if counters.input_square_sum is None
+                else _mean_square(counters),
             )
         return result
 

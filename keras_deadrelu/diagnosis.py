@@ -7,15 +7,15 @@ trace:
   how far the site's kernel and bias moved over the window, relative to
   their norm (``||W_end - W_start|| / ||W_start||``), at the current learning
   rate.
-- **Bias far below zero**: the dead units' biases sit so low that even the
-  input their weights like best cannot lift them. Evidence: the dead units'
-  mean bias against their *pre-activation spread*, ``max_x z - b`` (the most
-  the weights add to the bias on any input of the window; ``max_x z`` is a
-  per-unit counter kept inside the train step).
+- **Bias far below zero**: the dead units' biases sit so far below zero that
+  what their weights add cannot lift them. Evidence: the dead units' mean bias
+  against their *pre-activation spread*, estimated as ``||w|| * rms(x)``
+  (kernel norm times the root mean square of the layer's input, a scalar
+  counter kept inside the train step).
 
 A third case is reported on its own: a site whose pre-activation spread is
-exactly 0 gets nothing from its weights on any input, because its inputs are
-all zero: the layer feeding it is dead, and that is the one to fix.
+exactly 0 gets nothing from its weights, because its inputs were all zero:
+the layer feeding it is dead, and that is the one to fix.
 
 Nothing here runs the model: the figures come from the counters and from
 weight snapshots taken once per window.
@@ -33,6 +33,8 @@ from typing import Any
 
 import keras
 import numpy as np
+
+from keras_deadrelu.layer_graph import output_axis
 
 #: Relative move of a kernel within one window above which the learning rate
 #: is taken as the cause.
@@ -87,15 +89,16 @@ def diagnose(
         return Diagnosis(
             "bias",
             f"Dead units' mean bias {bias:.2g} against a pre-activation spread of "
-            f"{spread:.2g}: bias driven far below zero.",
+            f"{spread:.2g} (kernel norm times input RMS): bias driven far below "
+            "zero.",
             "Consider bias_initializer=Constant(0.01), fix='revive', or a ReLU "
             "variant.",
         )
     if spread == 0:
         return Diagnosis(
             "dead_inputs",
-            "Its inputs were zero on every input of the window (pre-activation "
-            "spread 0): the layer feeding it is dead.",
+            "Its inputs were all zero over the window (pre-activation spread 0): "
+            "the layer feeding it is dead.",
             "Fix the layer upstream first.",
         )
     parts = []
@@ -172,20 +175,24 @@ class WeightSnapshots:
 
 
 def bias_evidence(
-    layer: Any, dead_channels: np.ndarray, pre_activation_max: np.ndarray | None
+    layer: Any, dead_channels: np.ndarray, input_mean_square: float | None
 ) -> tuple[float | None, float | None]:
-    """Dead units' mean bias, and their mean pre-activation spread."""
+    """Dead units' mean bias, and their mean pre-activation spread.
+
+    The spread of ``z = w . x + b`` around its bias is estimated as
+    ``||w|| * rms(x)``: the unit's kernel norm times the root mean square of
+    the layer's input over the window.
+    """
     bias_variable = getattr(layer, "bias", None)
     if bias_variable is None or not dead_channels.any():
         return None, None
     bias = np.asarray(keras.ops.convert_to_numpy(bias_variable.value), np.float64)
     if bias.shape != dead_channels.shape:
         return None, None
-    dead_bias = bias[dead_channels]
     spread = None
-    if pre_activation_max is not None and pre_activation_max.shape == bias.shape:
-        best = pre_activation_max[dead_channels]
-        finite = np.isfinite(best)
-        if finite.any():
-            spread = float(np.mean(best[finite] - dead_bias[finite]))
-    return float(dead_bias.mean()), spread
+    if input_mean_square is not None:
+        kernel = np.asarray(keras.ops.convert_to_numpy(layer.kernel.value), np.float64)
+        kernel = np.moveaxis(kernel, output_axis(layer), -1)
+        norms = np.linalg.norm(kernel.reshape(-1, kernel.shape[-1]), axis=0)
+        spread = float(norms[dead_channels].mean() * np.sqrt(input_mean_square))
+    return float(bias[dead_channels].mean()), spread

@@ -12,8 +12,12 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
+import keras
+import numpy as np
+
 from keras_deadrelu.counters import CounterRecorder
 from keras_deadrelu.instrumentation import Instrumentation
+from keras_deadrelu.layer_graph import incoming_layer, output_axis
 from keras_deadrelu.probe import Probe
 from keras_deadrelu.sites import Site
 from keras_deadrelu.unit_statistics import WindowStatistics, site_statistics
@@ -51,6 +55,11 @@ class SiteMeasurement:
         self.instrumentation = Instrumentation(
             model, self.sites, train_recorder=self.recorder if self.streaming else None
         )
+        self._incoming = {
+            site.name: layer
+            for site in self.sites
+            if (layer := incoming_layer(site)) is not None
+        }
         self._probe = None
         if probe_batches is not None:
             self._probe = Probe(
@@ -85,6 +94,32 @@ class SiteMeasurement:
         if make_train_function is not None:
             make_train_function(force=True)
 
+    def _nonfinite_weights(self, site: Site, counters: Any) -> np.ndarray | None:
+        """Per-unit mask of NaN/inf incoming weights (checked on the host, once
+        per window), shaped like the site's units."""
+        layer = self._incoming.get(site.name)
+        if layer is None:
+            return None
+        axis = output_axis(layer)
+        kernel = np.asarray(keras.ops.convert_to_numpy(layer.kernel.value))
+        finite = np.moveaxis(np.isfinite(kernel), axis, -1)
+        per_channel = ~finite.reshape(-1, finite.shape[-1]).all(axis=0)
+        bias = getattr(layer, "bias", None)
+        if bias is not None:
+            per_channel |= ~np.isfinite(
+                np.asarray(keras.ops.convert_to_numpy(bias.value))
+            )
+        unit_shape = np.shape(counters.positive_count)
+        if len(unit_shape) == 1:
+            return per_channel if unit_shape[0] == per_channel.size else None
+        # Per-position units: spread the channel's mask over its positions.
+        channel_axis = site.channel_axis % len(unit_shape)
+        shape = [1] * len(unit_shape)
+        shape[channel_axis] = per_channel.size
+        if unit_shape[channel_axis] != per_channel.size:
+            return None
+        return np.broadcast_to(per_channel.reshape(shape), unit_shape).reshape(-1)
+
     def discard_window(self) -> None:
         """Forgets what was counted so far (the next window starts now)."""
         self.recorder.reset()
@@ -105,6 +140,12 @@ class SiteMeasurement:
             if site_counters is None or site_counters.element_count == 0:
                 continue
             statistics.append(
-                site_statistics(site.name, site.kind, site_counters, self.dormant_tau)
+                site_statistics(
+                    site.name,
+                    site.kind,
+                    site_counters,
+                    self.dormant_tau,
+                    nonfinite_weights=self._nonfinite_weights(site, site_counters),
+                )
             )
         return WindowStatistics(tuple(statistics))

@@ -384,12 +384,7 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         channels = getattr(getattr(layer, "bias", None), "shape", (dead.size,))[0]
         if dead.size != channels and dead.size % channels == 0:
             dead = dead.reshape(-1, channels).all(axis=0)
-            maximum = statistics.pre_activation_max
-            if maximum is not None:
-                maximum = maximum.reshape(-1, channels).max(axis=0)
-        else:
-            maximum = statistics.pre_activation_max
-        bias, spread = bias_evidence(layer, dead, maximum)
+        bias, spread = bias_evidence(layer, dead, statistics.input_mean_square)
         move, moved_in = self._snapshots.largest_recent_move(statistics.name)
         evidence = SiteEvidence(
             dead_bias_mean=bias,

@@ -45,8 +45,8 @@ class UnitCounters:
             (inputs times positions).
         value_sum: sum of values per unit (kept for SELU sites only).
         square_sum: sum of squared values per unit (SELU sites only).
-        pre_activation_max: the largest pre-activation of each unit in the
-            window, where the site's pre-activation is visible.
+        input_mean_square: mean square of the input of the layer that computes
+            the site (layers with a kernel), for the diagnosis.
     """
 
     positive_count: np.ndarray
@@ -54,7 +54,7 @@ class UnitCounters:
     element_count: int
     value_sum: np.ndarray | None = None
     square_sum: np.ndarray | None = None
-    pre_activation_max: np.ndarray | None = None
+    input_mean_square: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +70,7 @@ class SiteStatistics:
     firing_rate: np.ndarray
     activation_mean: float | None = None
     activation_std: float | None = None
-    pre_activation_max: np.ndarray | None = None
+    input_mean_square: float | None = None
 
     @property
     def unit_count(self) -> int:
@@ -137,13 +137,24 @@ class WindowStatistics:
 
 
 def site_statistics(
-    name: str, kind: str, counters: UnitCounters, dormant_tau: float
+    name: str,
+    kind: str,
+    counters: UnitCounters,
+    dormant_tau: float,
+    nonfinite_weights: np.ndarray | None = None,
 ) -> SiteStatistics:
-    """Turns one site's window counters into its statistics."""
+    """Turns one site's window counters into its statistics.
+
+    `nonfinite_weights` (per unit, optional) marks units whose incoming
+    weights or bias are NaN or inf: they are NaN units even where a fused
+    MatMul+Relu kernel turned ``relu(nan)`` into 0.
+    """
     positive_count = np.asarray(counters.positive_count).reshape(-1)
     abs_sum = np.asarray(counters.abs_sum, dtype=np.float64).reshape(-1)
     elements = int(counters.element_count)
     nan = ~np.isfinite(abs_sum)
+    if nonfinite_weights is not None and nonfinite_weights.size == nan.size:
+        nan = nan | nonfinite_weights.reshape(-1)
     dead = (positive_count == 0) & ~nan
     with np.errstate(invalid="ignore", divide="ignore"):
         firing_rate = np.where(nan, np.nan, positive_count / max(elements, 1))
@@ -174,7 +185,5 @@ def site_statistics(
         firing_rate=firing_rate.astype(np.float64),
         activation_mean=activation_mean,
         activation_std=activation_std,
-        pre_activation_max=None
-        if counters.pre_activation_max is None
-        else np.asarray(counters.pre_activation_max, np.float64).reshape(-1),
+        input_mean_square=counters.input_mean_square,
     )

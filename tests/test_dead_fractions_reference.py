@@ -198,8 +198,8 @@ def test_engineered_known_answer_zero_kernel_and_bias_minus_five():
     window_site = monitor.last_window["hidden"]
     assert window_site.dead.tolist() == [True] * 3 + [False] * 5
     assert window_site.firing_rate.tolist() == [0.0] * 3 + [1.0] * 5
-    # The pre-activation is exactly the bias for every input.
-    assert window_site.pre_activation_max.tolist() == [-5.0] * 3 + [5.0] * 5
+    # The layer's input mean square, for the diagnosis.
+    assert window_site.input_mean_square == pytest.approx(float(np.mean(x**2)))
     # Dormant (ReDo) with tau 0.1: dead units have score 0.
     assert window_site.dormant.tolist() == [True] * 3 + [False] * 5
 

@@ -43,10 +43,10 @@ def test_bias_cause_on_the_bias_minus_five_model(tmp_path):
     # h2 died because h1 feeds it nothing but zeros.
     assert (second_site, second.cause) == ("h2", "dead_inputs")
     # Evidence checked by hand: the dead units' biases never moved from -5,
-    # and their pre-activation spread is what their weights add at best.
+    # and their pre-activation spread is kernel norm times the input's RMS.
     kernel, bias = model.get_layer("h1").get_weights()
     dead = monitor.last_window["h1"].dead
-    spread = ((X @ kernel).max(axis=0))[dead].mean()
+    spread = np.linalg.norm(kernel, axis=0)[dead].mean() * np.sqrt(np.mean(X**2))
     assert f"mean bias {-5.0:.2g} against a pre-activation spread of {spread:.2g}" in (
         diagnosis.evidence
     )

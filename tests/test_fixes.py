@@ -289,3 +289,61 @@ def test_lower_lr_scales_a_schedule():
 def test_fix_arguments_are_checked(make, pattern):
     with pytest.raises(ValueError, match=pattern):
         make()
+
+
+def test_swap_keeps_the_loss_falling_where_the_unfixed_model_stalls():
+    histories = {}
+    for fix in (None, "leaky_relu"):
+        keras.utils.set_random_seed(2)
+        model = bias_killed_model(keras.optimizers.Adam(0.05))
+        monitor = kd.DeadNeuronMonitor(log_dir=None, fix=fix, verbose=0)
+        histories[fix] = model.fit(
+            X, Y, epochs=8, batch_size=8, verbose=0, callbacks=[monitor]
+        ).history
+    unfixed, fixed = histories[None], histories["leaky_relu"]
+    # Unfixed: every hidden unit is dead, only the head's bias learns.
+    assert unfixed["dead_fraction/hidden"] == [1.0] * 8
+    assert unfixed["loss"][-1] > 0.95 * float(np.var(Y))
+    assert fixed["dead_fraction/hidden"][-1] < fixed["dead_fraction/hidden"][0]
+    # Fixed: the loss keeps falling after the swap, well below the stall.
+    assert fixed["loss"][-1] < fixed["loss"][3] < fixed["loss"][1]
+    assert fixed["loss"][-1] < 0.5 * unfixed["loss"][-1]
+
+
+@pytest.mark.parametrize("kind", ["activation_layer", "conv"])
+def test_swap_on_activation_layers_and_convolutions(kind):
+    inputs = keras.Input((6, 6, 2))
+    if kind == "conv":
+        hidden = keras.layers.Conv2D(3, 3, activation="relu", name="hidden")(inputs)
+    else:
+        hidden = keras.layers.Conv2D(3, 3, name="pre")(inputs)
+        hidden = keras.layers.Activation("relu", name="hidden")(hidden)
+    pooled = keras.layers.GlobalAveragePooling2D()(hidden)
+    model = keras.Model(inputs, keras.layers.Dense(1)(pooled))
+    model.compile("adam", "mse")
+    x = rng.normal(size=(8, 6, 6, 2)).astype("float32")
+    model.predict(x, verbose=0)
+    site = next(s for s in kd.find_sites(model) if s.name == "hidden")
+    statistics = window_statistics(model, x)["hidden"]
+    assert SwapToLeakyReLU().apply(model, site, statistics) is not None
+    layer = model.get_layer("hidden")
+    assert isinstance(layer.activation, LeakyReLUActivation)
+    # The rebuilt predict function uses it: compare with NumPy on the conv output.
+    conv = model.get_layer("pre" if kind != "conv" else "hidden")
+    kernel, bias = conv.get_weights()
+    windows = np.lib.stride_tricks.sliding_window_view(x, (3, 3), axis=(1, 2))
+    pre = np.einsum("bhwcij,ijco->bhwo", windows, kernel) + bias
+    leaky = np.where(pre >= 0, pre, 0.01 * pre)
+    expected = leaky.mean(axis=(1, 2)) @ model.layers[-1].get_weights()[0]
+    expected += model.layers[-1].get_weights()[1]
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, atol=1e-5)
+
+
+def test_fix_actions_are_warned_unless_verbose_is_zero():
+    model = bias_killed_model()
+    monitor = kd.DeadNeuronMonitor(log_dir=None, fix="leaky_relu", verbose=1)
+    with pytest.warns(
+        kd.DeadNeuronWarning, match=r"hidden: 100% dead .* applied leaky_relu"
+    ):
+        model.fit(X, Y, epochs=1, verbose=0, callbacks=[monitor])
+    assert len(monitor.events) == 1

@@ -163,7 +163,7 @@ def test_warns_once_per_crossing(tmp_path):
         "dying: 100% of units dead (4/4) at epoch 1, at or above the threshold of 50%."
     )
     # With a zero kernel and bias -5, the diagnosis can only be the bias.
-    assert "Dead units' mean bias -5 against a pre-activation spread of 0" in message
+    assert "Dead units' mean bias -5 against a pre-activation spread of 0 " in message
     assert "bias driven far below zero" in message
 
 
