@@ -1,28 +1,37 @@
 """Per-unit counters that live on the device and are updated inside a step.
 
-A :class:`CounterRecorder` owns one set of counters per site. Its
-:meth:`~CounterRecorder.record` method adds a batch of a site's outputs to
-them with a handful of reductions; it runs inside Keras's traced (and, with
-``jit_compile``, XLA-compiled) train step, so measuring costs no extra
-forward pass and no device-to-host copy per step. The counters are read and
-reset once per window with :meth:`~CounterRecorder.read_and_reset`.
+A :class:`CounterRecorder` accumulates, per site and per unit, a few sums
+over a window. Inside a step (between :meth:`~CounterRecorder.start_step`
+and :meth:`~CounterRecorder.finish_step`, which the train-step and probe
+wrappers call), :meth:`~CounterRecorder.record` reduces a batch of a site's
+outputs to per-unit sums; ``finish_step`` then adds *all* sites' sums to one
+flat float64 buffer with a single ``assign_add``. It runs inside Keras's
+traced (and, with ``jit_compile``, XLA-compiled) train step: no extra forward
+pass, no device-to-host copy per step, and few ops per site (the cost of a
+streaming monitor on a CPU is mostly per-op dispatch). The buffer is read and
+zeroed once per window.
 
-Memory is O(units): each site keeps a few vectors of its unit count. The
-counters are plain ``tf.Variable`` objects owned by the recorder, never by the
-model, so a model saved mid-fit holds none of them.
+Per site the buffer holds: the count of values > 0 per unit, the sum of
+absolute values per unit (NaN or inf shows there), for SELU sites the sum and
+the sum of squares per unit, the number of values seen, and, for a layer with
+a kernel, the sum of squares of its input and that input's size (for the
+diagnosis). Memory is O(units). The buffer is a plain ``tf.Variable`` owned by
+the recorder, never by the model, so a model saved mid-fit holds none of it.
 
 >>> import numpy as np
 >>> import keras
->>> from keras_deadrelu.sites import Site, layer_kind
+>>> from keras_deadrelu.sites import Site
 >>> site = Site("act", keras.layers.ReLU(), "relu")
 >>> recorder = CounterRecorder(granularity="channel")
->>> recorder.record(site, np.array([[1.0, 0.0], [2.0, -1.0]], "float32"))
+>>> recorder.record(site, np.array([[1.0, 0.0], [2.0, 0.0]], "float32"))
 >>> counters = recorder.read_and_reset()["act"]
 >>> counters.positive_count.tolist(), counters.element_count
 ([2, 0], 2)
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import tensorflow as tf
@@ -34,44 +43,26 @@ from keras_deadrelu.unit_statistics import UnitCounters
 NON_NEGATIVE_KINDS = ("relu", "relu6")
 
 
-class _SiteCounterVariables:
-    """The variables that accumulate one site's window sums."""
+@dataclasses.dataclass(frozen=True)
+class _SiteLayout:
+    """Where one site's sums sit in the flat buffer."""
 
-    def __init__(
-        self, unit_shape: tuple[int, ...], track_moments: bool, track_input: bool
-    ):
-        def zeros(dtype: tf.DType, shape: tuple[int, ...] = unit_shape) -> tf.Variable:
-            return tf.Variable(tf.zeros(shape, dtype), trainable=False)
+    name: str
+    unit_shape: tuple[int, ...]
+    offset: int
+    moments: bool
+    has_input: bool
 
-        self.positive_count = zeros(tf.int64)
-        self.abs_sum = zeros(tf.float32)
-        self.element_count = zeros(tf.int64, ())
-        self.value_sum = zeros(tf.float32) if track_moments else None
-        self.square_sum = zeros(tf.float32) if track_moments else None
-        # Mean square of the layer's input (scalars), for the diagnosis.
-        self.input_square_sum = zeros(tf.float32, ()) if track_input else None
-        self.input_count = zeros(tf.float32, ()) if track_input else None
+    @property
+    def units(self) -> int:
+        return int(np.prod(self.unit_shape))
 
-    def variables(self) -> list[tf.Variable]:
-        candidates = [
-            self.positive_count,
-            self.abs_sum,
-            self.element_count,
-            self.value_sum,
-            self.square_sum,
-            self.input_square_sum,
-            self.input_count,
-        ]
-        return [variable for variable in candidates if variable is not None]
-
-    def reset(self) -> None:
-        for variable in self.variables():
-            variable.assign(tf.zeros_like(variable))
-
-
-def _mean_square(counters: _SiteCounterVariables) -> float | None:
-    count = float(counters.input_count.numpy())
-    return float(counters.input_square_sum.numpy()) / count if count else None
+    @property
+    def size(self) -> int:
+        # positive count, abs sum, [value sum, square sum], element count,
+        # [input square sum, input size]
+        per_unit = 4 if self.moments else 2
+        return per_unit * self.units + 1 + (2 if self.has_input else 0)
 
 
 class CounterRecorder:
@@ -85,9 +76,11 @@ class CounterRecorder:
 
     def __init__(self, granularity: str = "channel"):
         self.granularity = granularity
-        self._counters: dict[str, _SiteCounterVariables] = {}
-        self._kinds: dict[str, str] = {}
+        self._layout: list[_SiteLayout] | None = None
+        self._buffer: tf.Variable | None = None
+        self._pending: list[tuple[_SiteLayout, list]] | None = None
 
+    # ------------------------------------------------------------ recording
     def _reduce_axes_and_unit_shape(
         self, site: Site, shape: tf.TensorShape
     ) -> tuple[list[int], tuple[int, ...]]:
@@ -111,81 +104,155 @@ class CounterRecorder:
             )
         return reduce_axes, unit_shape
 
+    def start_step(self) -> None:
+        """Begins collecting the sums of one step (at trace time)."""
+        self._pending = []
+
     def record(self, site: Site, outputs, layer_input=None) -> None:
-        """Adds one batch of `site`'s outputs to its counters.
+        """Reduces one batch of `site`'s outputs to per-unit sums.
 
         `layer_input`, when given (the input of a layer with a kernel), adds
         its sum of squares, from which the diagnosis estimates the spread of
-        the pre-activations.
+        the pre-activations. Outside a step, the sums are added at once.
         """
-        values = tf.convert_to_tensor(outputs)
+        if self._pending is None:
+            self.start_step()
+            self.record(site, outputs, layer_input)
+            self.finish_step()
+            return
+        values = tf.cast(tf.convert_to_tensor(outputs), tf.float32)
         reduce_axes, unit_shape = self._reduce_axes_and_unit_shape(site, values.shape)
-        counters = self._counters.get(site.name)
-        if counters is None:
-            # Created eagerly even while a train step is being traced.
-            with tf.init_scope():
-                counters = _SiteCounterVariables(
-                    unit_shape,
-                    track_moments=site.kind == "selu",
-                    track_input=layer_input is not None,
-                )
-            self._counters[site.name] = counters
-            self._kinds[site.name] = site.kind
-        values = tf.cast(values, tf.float32)
-        positive = tf.reduce_sum(tf.cast(values > 0, tf.int32), axis=reduce_axes)
-        counters.positive_count.assign_add(tf.cast(positive, tf.int64))
-        # ReLU outputs are >= 0 (or NaN): their sum is their absolute sum.
         # Read the kind now (at trace time): a fix may have made it leaky.
         kind = layer_kind(site.layer) or site.kind
-        magnitudes = values if kind in NON_NEGATIVE_KINDS else tf.abs(values)
-        abs_sum = tf.reduce_sum(magnitudes, axis=reduce_axes)
-        if layer_input is not None and counters.input_square_sum is not None:
-            layer_input = tf.cast(tf.convert_to_tensor(layer_input), tf.float32)
-            counters.input_square_sum.assign_add(tf.reduce_sum(tf.square(layer_input)))
-            counters.input_count.assign_add(tf.cast(tf.size(layer_input), tf.float32))
-        counters.abs_sum.assign_add(abs_sum)
-        elements_per_unit = tf.size(values, out_type=tf.int64) // int(
-            np.prod(unit_shape)
-        )
-        counters.element_count.assign_add(elements_per_unit)
-        if counters.value_sum is not None:
-            counters.value_sum.assign_add(tf.reduce_sum(values, axis=reduce_axes))
-            counters.square_sum.assign_add(
-                tf.reduce_sum(tf.square(values), axis=reduce_axes)
+        if kind in NON_NEGATIVE_KINDS:
+            # ReLU outputs are >= 0 (or NaN): sign counts the positive ones,
+            # and their sum is their absolute sum.
+            positive = tf.reduce_sum(tf.sign(values), axis=reduce_axes)
+            absolute = tf.reduce_sum(values, axis=reduce_axes)
+        else:
+            positive = tf.reduce_sum(tf.cast(values > 0, tf.float32), axis=reduce_axes)
+            absolute = tf.reduce_sum(tf.abs(values), axis=reduce_axes)
+        parts = [tf.reshape(positive, [-1]), tf.reshape(absolute, [-1])]
+        moments = kind == "selu"
+        if moments:
+            parts.append(tf.reshape(tf.reduce_sum(values, axis=reduce_axes), [-1]))
+            parts.append(
+                tf.reshape(tf.reduce_sum(tf.square(values), axis=reduce_axes), [-1])
             )
+        scalars = [tf.cast(tf.size(values), tf.float32) / float(np.prod(unit_shape))]
+        has_input = layer_input is not None
+        if has_input:
+            layer_input = tf.cast(tf.convert_to_tensor(layer_input), tf.float32)
+            scalars.append(2.0 * tf.nn.l2_loss(layer_input))  # sum of squares
+            scalars.append(tf.cast(tf.size(layer_input), tf.float32))
+        parts.append(tf.stack(scalars))
+        layout = _SiteLayout(site.name, unit_shape, 0, moments, has_input)
+        self._pending.append((layout, parts))
 
+    def finish_step(self) -> None:
+        """Adds every site's sums of this step to the buffer, in one op."""
+        pending, self._pending = self._pending, None
+        if not pending:
+            return
+        layout, offset = [], 0
+        for site_layout, _ in pending:
+            placed = dataclasses.replace(site_layout, offset=offset)
+            layout.append(placed)
+            offset += placed.size
+        if self._layout is None:
+            with tf.init_scope():  # created eagerly even while tracing
+                self._buffer = tf.Variable(
+                    tf.zeros([offset], tf.float64), trainable=False
+                )
+            self._layout = layout
+        elif layout != self._layout:
+            raise RuntimeError(
+                "The model's sites produced different outputs than in the first "
+                f"traced step: {[s.name for s in layout]} against "
+                f"{[s.name for s in self._layout]}. A monitored model must call "
+                "the same sites, with the same unit shapes, at every step."
+            )
+        flat = tf.concat([part for _, parts in pending for part in parts], axis=0)
+        self._buffer.assign_add(tf.cast(flat, tf.float64))
+
+    # -------------------------------------------------------------- reading
     @property
     def site_names(self) -> list[str]:
         """Names of the sites that have recorded at least once."""
-        return list(self._counters)
+        return [layout.name for layout in self._layout or []]
 
     def read(self) -> dict[str, UnitCounters]:
-        """Returns every site's counters as NumPy arrays (one copy per window)."""
-        result = {}
-        for name, counters in self._counters.items():
-            result[name] = UnitCounters(
-                positive_count=counters.positive_count.numpy(),
-                abs_sum=counters.abs_sum.numpy(),
-                element_count=int(counters.element_count.numpy()),
+        """Returns every site's counters as NumPy arrays (one copy per window).
+
+        A site called several times per step (a shared layer) has its calls
+        added together.
+        """
+        if self._buffer is None:
+            return {}
+        buffer = self._buffer.numpy()
+        result: dict[str, UnitCounters] = {}
+        for layout in self._layout:
+            units = layout.units
+            cursor = layout.offset
+
+            def take(count: int) -> np.ndarray:
+                nonlocal cursor
+                cursor += count
+                return buffer[cursor - count : cursor]
+
+            positive = take(units)
+            absolute = take(units)
+            value_sum = square_sum = None
+            if layout.moments:
+                value_sum = take(units)
+                square_sum = take(units)
+            scalars = take(1 + (2 if layout.has_input else 0))
+            element_count = int(round(scalars[0]))
+            input_mean_square = None
+            if layout.has_input and scalars[2] > 0:
+                input_mean_square = float(scalars[1] / scalars[2])
+            counters = UnitCounters(
+                positive_count=np.rint(np.nan_to_num(positive))
+                .astype(np.int64)
+                .reshape(layout.unit_shape),
+                abs_sum=absolute.reshape(layout.unit_shape),
+                element_count=element_count,
                 value_sum=None
-                if counters.value_sum is None
-                else counters.value_sum.numpy(),
+                if value_sum is None
+                else value_sum.reshape(layout.unit_shape),
                 square_sum=None
-                if counters.square_sum is None
-                else counters.square_sum.numpy(),
-                input_mean_square=None
-                if counters.input_square_sum is None
-                else _mean_square(counters),
+                if square_sum is None
+                else square_sum.reshape(layout.unit_shape),
+                input_mean_square=input_mean_square,
             )
+            if layout.name in result:
+                counters = _add(result[layout.name], counters)
+            result[layout.name] = counters
         return result
 
     def reset(self) -> None:
         """Zeroes every counter; the next window starts empty."""
-        for counters in self._counters.values():
-            counters.reset()
+        if self._buffer is not None:
+            self._buffer.assign(tf.zeros_like(self._buffer))
 
     def read_and_reset(self) -> dict[str, UnitCounters]:
         """:meth:`read`, then :meth:`reset`."""
         values = self.read()
         self.reset()
         return values
+
+
+def _add(first: UnitCounters, second: UnitCounters) -> UnitCounters:
+    """Two calls of one shared site, added together."""
+
+    def plus(a, b):
+        return None if a is None or b is None else a + b
+
+    return UnitCounters(
+        positive_count=first.positive_count + second.positive_count,
+        abs_sum=first.abs_sum + second.abs_sum,
+        element_count=first.element_count + second.element_count,
+        value_sum=plus(first.value_sum, second.value_sum),
+        square_sum=plus(first.square_sum, second.square_sum),
+        input_mean_square=first.input_mean_square,
+    )

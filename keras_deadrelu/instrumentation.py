@@ -36,12 +36,18 @@ def active_recorder() -> CounterRecorder | None:
 
 
 @contextlib.contextmanager
-def recording_into(recorder: CounterRecorder | None) -> Iterator[None]:
-    """Makes `recorder` the active recorder inside the block."""
+def recording_into(recorder: CounterRecorder) -> Iterator[None]:
+    """Makes `recorder` the active recorder inside the block: one step.
+
+    On leaving the block without error, the step's sums are added to the
+    recorder's buffer (in one op, at the end of the traced step).
+    """
     previous = active_recorder()
     _state.recorder = recorder
+    recorder.start_step()
     try:
         yield
+        recorder.finish_step()
     finally:
         _state.recorder = previous
 

@@ -137,3 +137,30 @@ def test_activation_kind_uses_marker_attribute():
 
     assert activation_kind(Marked()) == "leaky_relu"
     assert activation_kind(None) is None
+
+
+def test_shared_layer_counts_every_call():
+    shared = keras.layers.Dense(6, activation="relu", name="shared")
+    first, second = keras.Input((3,)), keras.Input((3,))
+    merged = keras.layers.Concatenate()([shared(first), shared(second)])
+    model = keras.Model([first, second], keras.layers.Dense(1)(merged))
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    rng = np.random.default_rng(2)
+    a = rng.normal(size=(40, 3)).astype("float32")
+    b = (rng.normal(size=(40, 3)) + 3).astype("float32")
+    monitor = kd.DeadNeuronMonitor(log_dir=None, verbose=0)
+    model.fit([a, b], np.zeros((40, 1)), epochs=1, verbose=0, callbacks=[monitor])
+    kernel, bias = shared.get_weights()
+    fired = ((a @ kernel + bias) > 0).sum(0) + ((b @ kernel + bias) > 0).sum(0)
+    site = monitor.last_window["shared"]
+    assert site.element_count == 80
+    np.testing.assert_allclose(site.firing_rate, fired / 80)
+
+
+def test_relu_with_a_negative_threshold_counts_negative_outputs_right():
+    inputs = keras.Input((4,))
+    hidden = keras.layers.ReLU(threshold=-1.0, name="shifted")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(1)(hidden))
+    x = np.array([[-0.5, 0.5, -3.0, 2.0]] * 5, "float32")
+    # Outputs: -0.5 (not > 0), 0.5, 0 (below threshold), 2.0.
+    assert kd.dead_fractions(model, x) == {"shifted": 0.5}
