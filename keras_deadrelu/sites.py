@@ -101,8 +101,6 @@ def layer_kind(layer: Any) -> str | None:
         if isinstance(layer, layer_class):
             if kind == "relu" and float(getattr(layer, "negative_slope", 0.0)) > 0:
                 return "leaky_relu"  # a Keras ReLU given a slope is leaky
-            if kind == "relu" and float(getattr(layer, "threshold", 0.0)) < 0:
-                return "relu_threshold"  # can output values in [threshold, 0)
             return kind
     if isinstance(layer, keras.Model):
         return None

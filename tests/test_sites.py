@@ -156,11 +156,3 @@ def test_shared_layer_counts_every_call():
     assert site.element_count == 80
     np.testing.assert_allclose(site.firing_rate, fired / 80)
 
-
-def test_relu_with_a_negative_threshold_counts_negative_outputs_right():
-    inputs = keras.Input((4,))
-    hidden = keras.layers.ReLU(threshold=-1.0, name="shifted")(inputs)
-    model = keras.Model(inputs, keras.layers.Dense(1)(hidden))
-    x = np.array([[-0.5, 0.5, -3.0, 2.0]] * 5, "float32")
-    # Outputs: -0.5 (not > 0), 0.5, 0 (below threshold), 2.0.
-    assert kd.dead_fractions(model, x) == {"shifted": 0.5}
