@@ -46,7 +46,10 @@ def test_bias_cause_on_the_bias_minus_five_model(tmp_path):
     # and their pre-activation spread is kernel norm times the input's RMS.
     kernel, bias = model.get_layer("h1").get_weights()
     dead = monitor.last_window["h1"].dead
-    spread = np.linalg.norm(kernel, axis=0)[dead].mean() * np.sqrt(np.mean(X**2))
+    mean_square = monitor.last_window["h1"].input_mean_square
+    # Estimated from the first sample of each batch: close to the data's.
+    assert mean_square == pytest.approx(float(np.mean(X**2)), rel=0.25)
+    spread = np.linalg.norm(kernel, axis=0)[dead].mean() * np.sqrt(mean_square)
     assert f"mean bias {-5.0:.2g} against a pre-activation spread of {spread:.2g}" in (
         diagnosis.evidence
     )
