@@ -5,33 +5,11 @@ import os
 import keras
 import numpy as np
 import pytest
+from dying_models import X, Y, mlp
 from event_files import read_run
 
 import keras_deadrelu as kd
 from keras_deadrelu.diagnosis import SiteEvidence, diagnose
-
-rng = np.random.default_rng(5)
-X = rng.normal(size=(512, 8)).astype("float32")
-Y = (np.sin(X[:, :1]) + X[:, 1:2] ** 2).astype("float32")
-
-
-def mlp(optimizer, bias=0.0):
-    keras.utils.set_random_seed(3)
-    model = keras.Sequential(
-        [
-            keras.Input((8,)),
-            keras.layers.Dense(
-                32,
-                activation="relu",
-                name="h1",
-                bias_initializer=keras.initializers.Constant(bias),
-            ),
-            keras.layers.Dense(32, activation="relu", name="h2"),
-            keras.layers.Dense(1, name="head"),
-        ]
-    )
-    model.compile(optimizer, "mse")
-    return model
 
 
 def test_bias_cause_on_the_bias_minus_five_model(tmp_path):

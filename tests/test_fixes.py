@@ -1,8 +1,10 @@
 """The fixes in a real fit: lower the learning rate, swap to Leaky ReLU."""
 
 import os
+import re
 import subprocess
 import sys
+import warnings
 
 import keras
 import numpy as np
@@ -342,8 +344,11 @@ def test_swap_on_activation_layers_and_convolutions(kind):
 def test_fix_actions_are_warned_unless_verbose_is_zero():
     model = bias_killed_model()
     monitor = kd.DeadNeuronMonitor(log_dir=None, fix="leaky_relu", verbose=1)
-    with pytest.warns(
-        kd.DeadNeuronWarning, match=r"hidden: 100% dead .* applied leaky_relu"
-    ):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         model.fit(X, Y, epochs=1, verbose=0, callbacks=[monitor])
+    messages = [str(w.message) for w in caught if w.category is kd.DeadNeuronWarning]
+    assert len(messages) == 2  # the crossing (with its diagnosis), the action
+    assert "bias driven far below zero" in messages[0]
+    assert re.search(r"hidden: 100% dead .* applied leaky_relu", messages[1])
     assert len(monitor.events) == 1

@@ -155,4 +155,3 @@ def test_shared_layer_counts_every_call():
     site = monitor.last_window["shared"]
     assert site.element_count == 80
     np.testing.assert_allclose(site.firing_rate, fired / 80)
-
