@@ -80,6 +80,10 @@ def test_event_files_hold_tags_steps_values_layout_histograms_image(tmp_path):
     assert int(height) == 2 * 12 and int(width) == 20 * 12
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
+    # The monitor's settings, as JSON text, for readers like `report`.
+    ((_, config_text, _),) = records["monitor_config"]
+    config = json.loads(config_text.item())
+    assert config["threshold"] == 0.5 and config["sites"] == ["alive", "dying"]
     # Custom Scalars layout with one chart holding every site's dead fraction.
     ((_, layout_bytes, plugin),) = records["custom_scalars__config__"]
     assert plugin == "custom_scalars"
