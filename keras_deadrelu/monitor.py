@@ -269,7 +269,19 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         self._protected_layers = _output_layer_ids(self.model)
         if self.log_dir is not None:
             sink = TensorBoardSink(
-                self.log_dir, self.run_name, self.histograms, self.images
+                self.log_dir,
+                self.run_name,
+                self.histograms,
+                self.images,
+                config={
+                    "threshold": self.threshold,
+                    "freq": self.freq,
+                    "granularity": self.granularity,
+                    "dormant_tau": self.dormant_tau,
+                    "fixes": [repr(fix) for fix in self.fixes],
+                    "mode": "probe" if self._probe_batches is not None else "streaming",
+                    "sites": [site.name for site in sites],
+                },
             )
             _prepare_run_dir(self.log_dir, sink.run_dir)
             self._sink = sink

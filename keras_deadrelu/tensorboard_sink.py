@@ -19,7 +19,9 @@ tag                             kind        value
 ``firing_rate_map``             image       one row per site, firing-rate bins
 ==============================  ==========  =====================================
 
-plus, once per writer, a Custom Scalars layout (a "Dead neurons" category
+plus, once per sink, the monitor's settings as JSON text (``monitor_config``:
+threshold, freq, granularity, dormant_tau, fixes, mode, sites) and a Custom
+Scalars layout (a "Dead neurons" category
 with one chart holding every site's dead fraction as a line, one for the
 dormant fractions, and the model-wide line). The writer is created on first
 use and closed by :meth:`TensorBoardSink.close`.
@@ -27,6 +29,7 @@ use and closed by :meth:`TensorBoardSink.close`.
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -111,11 +114,13 @@ class TensorBoardSink:
         run_name: str = DEFAULT_RUN_NAME,
         histograms: bool = True,
         images: bool = True,
+        config: dict | None = None,
     ):
         self.log_dir = os.fspath(log_dir)
         self.run_name = run_name
         self.histograms = histograms
         self.images = images
+        self.config = dict(config or {})
         self._writer = None
         self._layout_written = False
 
@@ -131,6 +136,9 @@ class TensorBoardSink:
             with self._writer.as_default():
                 layout = custom_scalar_summary.pb(custom_scalars_layout())
                 tf.summary.experimental.write_raw_pb(layout.SerializeToString(), step=0)
+                if self.config:
+                    text = json.dumps(self.config, sort_keys=True)
+                    tf.summary.text("monitor_config", text, step=0)
         return self._writer
 
     def write_window(
