@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) examples/compare_layers.py
+	$(PY) -m keras_deadrelu.demo
 
 test: $(STAMP)
 	$(PY) -m ruff check .
