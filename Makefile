@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m keras_deadrelu.demo
+	$(VENV)/bin/keras-deadrelu demo
 
 test: $(STAMP)
 	$(PY) -m ruff check .
