@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from keras_deadrelu._cli_arguments import fraction_argument
+
 DEFAULT_THRESHOLD = 0.5
 
 
@@ -28,16 +30,6 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
     return value
 
 
@@ -61,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--threshold",
-        type=_fraction,
+        type=fraction_argument,
         default=DEFAULT_THRESHOLD,
         help="dead fraction in [0, 1] a site must reach to be counted in the "
         "verdict (default 0.5)",

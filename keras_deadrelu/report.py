@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from keras_deadrelu._cli_arguments import fraction_argument
+
 DEFAULT_THRESHOLD = 0.5
 EVENT_FILE_MARKER = "events.out.tfevents."
 MODEL_WIDE_TAG = "dead_fraction"
@@ -518,16 +520,6 @@ def plot_runs(runs: list[RunSummary], path: str | os.PathLike) -> None:
 
 
 # ----------------------------------------------------------------------- CLI
-def _threshold_argument(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds the ``report`` arguments to `parser`."""
     parser.add_argument("logdir", metavar="LOGDIR", help="TensorBoard log directory")
@@ -538,7 +530,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--threshold",
-        type=_threshold_argument,
+        type=fraction_argument,
         default=None,
         help="dead fraction in [0, 1] for the 'first >=' column (default: each "
         "run's monitor_config threshold, else 0.5)",
