@@ -419,7 +419,7 @@ def format_run(run: RunSummary) -> str:
     }[run.threshold_source]
     windows = run.model_wide.steps
     lines = [
-        f"run: {run.name}  ({len(windows)} windows per {run.window}, "
+        f"run: {run.name}  ({len(windows)} windows, one per {run.window}, "
         f"threshold {_percent(run.threshold)} {threshold_note})"
     ]
     header = [
