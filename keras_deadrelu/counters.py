@@ -15,9 +15,18 @@ Per site the buffer holds: the count of values > 0 per unit, the sum of
 absolute values per unit (NaN or inf shows there), for SELU sites the sum and
 the sum of squares per unit, the number of values seen, and, for a layer with
 a kernel, the sum of squares of the first sample of its input and that
-sample's size (for the diagnosis). Memory is O(units). The buffer is a plain
+sample's size (for the diagnosis). Memory is O(units). The buffer is a
 ``tf.Variable`` owned by the recorder, never by the model, so a model saved
 mid-fit holds none of it.
+
+Under a ``tf.distribute`` strategy (a step traced in a replica context, as in
+``fit`` under ``MirroredStrategy``), the buffer is created *sync-on-read*
+with SUM aggregation: each replica adds its own share of the batch to its own
+copy, with no cross-device traffic per step, and reading it once per window
+adds the copies together. So a unit counts as alive when it fired on any
+replica, and the counts and sums are those of the whole global batch. Each
+replica traces the step in its own thread, so a step's pending sums are kept
+per thread. Without a strategy, nothing of this adds an op to the step.
 
 >>> import numpy as np
 >>> import keras
@@ -33,6 +42,7 @@ mid-fit holds none of it.
 from __future__ import annotations
 
 import dataclasses
+import threading
 
 import numpy as np
 import tensorflow as tf
@@ -79,7 +89,18 @@ class CounterRecorder:
         self.granularity = granularity
         self._layout: list[_SiteLayout] | None = None
         self._buffer: tf.Variable | None = None
-        self._pending: list[tuple[_SiteLayout, list]] | None = None
+        # Per thread: under MirroredStrategy each replica traces its step in
+        # a thread of its own, interleaved with the others at every
+        # cross-replica sync (the gradient all-reduce).
+        self._local = threading.local()
+
+    @property
+    def _pending(self) -> list[tuple[_SiteLayout, list]] | None:
+        return getattr(self._local, "pending", None)
+
+    @_pending.setter
+    def _pending(self, value: list[tuple[_SiteLayout, list]] | None) -> None:
+        self._local.pending = value
 
     # ------------------------------------------------------------ recording
     def _reduce_axes_and_unit_shape(
@@ -168,10 +189,7 @@ class CounterRecorder:
             layout.append(placed)
             offset += placed.size
         if self._layout is None:
-            with tf.init_scope():  # created eagerly even while tracing
-                self._buffer = tf.Variable(
-                    tf.zeros([offset], tf.float64), trainable=False
-                )
+            self._buffer = _new_buffer(offset)
             self._layout = layout
         elif layout != self._layout:
             raise RuntimeError(
@@ -180,8 +198,20 @@ class CounterRecorder:
                 f"{[s.name for s in self._layout]}. A monitored model must call "
                 "the same sites, with the same unit shapes, at every step."
             )
-        flat = tf.concat([part for _, parts in pending for part in parts], axis=0)
-        self._buffer.assign_add(tf.cast(flat, tf.float64))
+        flat = tf.cast(
+            tf.concat([part for _, parts in pending for part in parts], axis=0),
+            tf.float64,
+        )
+        buffer = self._buffer
+        if isinstance(buffer, tf.distribute.DistributedValues) and (
+            tf.distribute.in_cross_replica_context()
+        ):
+            # A sync-on-read SUM variable refuses `assign_add` in cross-replica
+            # context (a probe run under `strategy.scope()`): the whole batch
+            # was seen once, so it goes to one replica's copy, and reading
+            # still adds the copies up.
+            buffer = buffer.values[0]
+        buffer.assign_add(flat)
 
     # -------------------------------------------------------------- reading
     @property
@@ -241,13 +271,32 @@ class CounterRecorder:
     def reset(self) -> None:
         """Zeroes every counter; the next window starts empty."""
         if self._buffer is not None:
-            self._buffer.assign(tf.zeros_like(self._buffer))
+            # For a sync-on-read variable this zeroes every replica's copy.
+            self._buffer.assign(tf.zeros(self._buffer.shape, self._buffer.dtype))
 
     def read_and_reset(self) -> dict[str, UnitCounters]:
         """:meth:`read`, then :meth:`reset`."""
         values = self.read()
         self.reset()
         return values
+
+
+def _new_buffer(size: int) -> tf.Variable:
+    """The zeroed flat float64 buffer, created eagerly even while tracing.
+
+    Under a distribution strategy it is sync-on-read with SUM aggregation, so
+    that replicas add to their own copies and a read sums them.
+    """
+    distributed = {}
+    if tf.distribute.has_strategy():
+        distributed = {
+            "synchronization": tf.VariableSynchronization.ON_READ,
+            "aggregation": tf.VariableAggregation.SUM,
+        }
+    with tf.init_scope():
+        return tf.Variable(
+            tf.zeros([size], tf.float64), trainable=False, **distributed
+        )
 
 
 def _add(first: UnitCounters, second: UnitCounters) -> UnitCounters:

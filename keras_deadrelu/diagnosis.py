@@ -86,11 +86,12 @@ def diagnose(
     if bias is not None and spread is not None and -bias > abs(spread):
         # The bias outweighs anything the weights add or take away on any
         # input of the window: it is what holds these units below zero.
+        inputs_note = " (and its inputs were all zero)" if spread == 0 else ""
         return Diagnosis(
             "bias",
             f"Dead units' mean bias {bias:.2g} against a pre-activation spread of "
-            f"{spread:.2g} (kernel norm times input RMS): bias driven far below "
-            "zero.",
+            f"{spread:.2g} (kernel norm times input RMS){inputs_note}: bias driven "
+            "far below zero.",
             "Consider bias_initializer=Constant(0.01), fix='revive', or a ReLU "
             "variant.",
         )

@@ -382,6 +382,8 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
             )
         if self.fixes:
             self._apply_fixes(window, step, where)
+            for fix in self.fixes:
+                fix.observe(window)
         # After the fixes, so that a revival does not read as a weight jump.
         self._snapshots.take(self._incoming_layers)
         return window

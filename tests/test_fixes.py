@@ -20,7 +20,7 @@ from keras_deadrelu.fixes import (
 )
 from keras_deadrelu.measurement import SiteMeasurement
 from keras_deadrelu.probe import as_batches
-from keras_deadrelu.unit_statistics import SiteStatistics
+from keras_deadrelu.unit_statistics import SiteStatistics, WindowStatistics
 
 rng = np.random.default_rng(5)
 X = rng.normal(size=(256, 8)).astype("float32")
@@ -225,12 +225,31 @@ def test_lower_lr_acts_while_units_keep_dying_and_respects_the_floor():
     site = next(s for s in kd.find_sites(model) if s.name == "hidden")
     fix = LowerLearningRate(factor=0.5, min_lr=0.02)
     actions = []
-    for fraction in (0.5, 0.5, 0.6, 0.7, 0.7, 0.9, 1.0):
-        result = fix.apply(model, site, synthetic_statistics("hidden", fraction))
+    for fraction in (0.5, 0.5, 0.6, 0.7, 0.7, 0.1, 0.6, 0.9):
+        statistics = synthetic_statistics("hidden", fraction)
+        result = None
+        if fraction >= 0.5:  # the monitor calls a fix at or above the threshold
+            result = fix.apply(model, site, statistics)
         actions.append(None if result is None else round(result[1], 6))
-    # Acts at 0.5; not while it stays at 0.5; again as it rises; floored at 0.02.
-    assert actions == [0.05, None, 0.025, 0.02, None, None, None]
+        fix.observe(WindowStatistics((statistics,)))
+    # Acts at the first crossing; not while the fraction holds; again as it
+    # rises (units still dying), even after it fell (revived, then dying
+    # again); floored at min_lr.
+    assert actions == [0.05, None, 0.025, 0.02, None, None, None, None]
     assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.02)
+
+
+def test_lower_lr_acts_again_when_revived_units_die_again():
+    model = bias_killed_model(keras.optimizers.SGD(0.4))
+    site = next(s for s in kd.find_sites(model) if s.name == "hidden")
+    fix = LowerLearningRate(factor=0.5, min_lr=1e-6)
+    actions = []
+    for fraction in (0.9, 0.1, 0.8):  # dead, revived, dying again
+        statistics = synthetic_statistics("hidden", fraction)
+        result = fix.apply(model, site, statistics) if fraction >= 0.5 else None
+        actions.append(None if result is None else round(result[1], 6))
+        fix.observe(WindowStatistics((statistics,)))
+    assert actions == [0.2, None, 0.1]
 
 
 class AlwaysActs(kd.fixes.Fix):

@@ -6,7 +6,7 @@ from typing import Any
 
 from keras_deadrelu._validation import check_number
 from keras_deadrelu.sites import Site
-from keras_deadrelu.unit_statistics import SiteStatistics
+from keras_deadrelu.unit_statistics import SiteStatistics, WindowStatistics
 
 
 class Fix:
@@ -36,6 +36,9 @@ class Fix:
         nothing to do.
         """
         raise NotImplementedError
+
+    def observe(self, window: WindowStatistics) -> None:
+        """Sees every window's statistics, after the fixes acted (no-op here)."""
 
     def get_config(self) -> dict[str, Any]:
         return {"cooldown": self.cooldown}

@@ -11,7 +11,7 @@ from keras_deadrelu._validation import check_number
 from keras_deadrelu.fixes.base import Fix
 from keras_deadrelu.fixes.scaled_schedule import ScaledSchedule
 from keras_deadrelu.sites import Site
-from keras_deadrelu.unit_statistics import SiteStatistics
+from keras_deadrelu.unit_statistics import SiteStatistics, WindowStatistics
 
 
 def current_learning_rate(optimizer: Any) -> float:
@@ -29,9 +29,9 @@ class LowerLearningRate(Fix):
 
     A lower learning rate stops *more* units from dying; it cannot bring dead
     ReLU units back (they get no gradient at any rate). So after its first
-    action for a site, it acts again only while that site's dead fraction is
-    still rising; pair it with ``"revive"`` or ``"leaky_relu"`` to bring the
-    dead units back.
+    action for a site, it acts again only while units of that site are still
+    dying: when its dead fraction rose since the previous window. Pair it with
+    ``"revive"`` or ``"leaky_relu"`` to bring the dead units back.
 
     Args:
         factor: multiplier in (0, 1).
@@ -56,7 +56,8 @@ class LowerLearningRate(Fix):
             maximum_inclusive=False,
         )
         self.min_lr = check_number("min_lr", min_lr, minimum=0)
-        self._dead_fraction_at_last_action: dict[str, float] = {}
+        self._acted_for: set[str] = set()
+        self._previous_dead_fraction: dict[str, float] = {}
 
     def check_model(self, model: Any) -> None:
         optimizer = getattr(model, "optimizer", None)
@@ -73,10 +74,12 @@ class LowerLearningRate(Fix):
         before = current_learning_rate(optimizer)
         if before <= self.min_lr:
             return None
-        previous = self._dead_fraction_at_last_action.get(site.name)
-        if previous is not None and statistics.dead_fraction <= previous:
+        previous = self._previous_dead_fraction.get(site.name)
+        if site.name in self._acted_for and (
+            previous is None or statistics.dead_fraction <= previous
+        ):
             return None  # no longer dying: a lower rate would only slow training
-        self._dead_fraction_at_last_action[site.name] = statistics.dead_fraction
+        self._acted_for.add(site.name)
         schedule = optimizer._learning_rate  # the schedule or the variable
         if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
             if isinstance(schedule, ScaledSchedule):
@@ -89,6 +92,10 @@ class LowerLearningRate(Fix):
             optimizer.learning_rate = max(before * self.factor, self.min_lr)
         after = current_learning_rate(optimizer)
         return before, after, f"learning rate {before:.3g} -> {after:.3g}"
+
+    def observe(self, window: WindowStatistics) -> None:
+        for site in window.sites:
+            self._previous_dead_fraction[site.name] = site.dead_fraction
 
     def get_config(self) -> dict[str, Any]:
         return {"factor": self.factor, "min_lr": self.min_lr, "cooldown": self.cooldown}
