@@ -224,6 +224,8 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         self.run_name = run_name
         self.probe_data = probe_data
         self._probe_batches = None
+        if probe_batch_size is not None:
+            check_positive_int("probe_batch_size", probe_batch_size)
         if probe_data is not None:
             self._probe_batches = as_batches(
                 probe_data, batch_size=probe_batch_size, steps=probe_steps

@@ -47,7 +47,7 @@ def model():
             ValueError,
             r"infinite",
         ),
-        ({"probe_data": X, "probe_batch_size": 0}, ValueError, r"batch_size=0"),
+        ({"probe_data": X, "probe_batch_size": 0}, ValueError, r"probe_batch_size=0"),
     ],
 )
 def test_constructor_rejects(kwargs, error, pattern):
