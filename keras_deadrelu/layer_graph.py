@@ -77,7 +77,14 @@ def output_axis(layer: Any) -> int | None:
 
 
 def input_axis(layer: Any) -> int | None:
-    """Kernel axis that indexes the layer's input units, or None."""
+    """Kernel axis that indexes the layer's input units, or None.
+
+    None for a grouped convolution (``groups > 1``): its kernel holds only
+    ``channels / groups`` input channels, so an input unit has no single
+    slice of it.
+    """
+    if getattr(layer, "groups", 1) != 1:
+        return None
     if isinstance(layer, _DENSE_OR_CONV) and output_axis(layer) == -1:
         return -2
     return None

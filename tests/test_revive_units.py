@@ -13,6 +13,7 @@ rng = np.random.default_rng(9)
 X = rng.normal(size=(256, 8)).astype("float32")
 Y = (np.sin(X[:, :1]) + X[:, 1:2] ** 2).astype("float32")
 HALF_DEAD_BIAS = keras.initializers.Constant([-5.0] * 8 + [0.5] * 8)
+SIX_HALF_DEAD = keras.initializers.Constant([-5.0] * 3 + [0.5] * 3)
 
 
 def window_statistics(model, x):
@@ -218,3 +219,58 @@ def test_revive_in_fit_brings_units_back_and_the_loss_keeps_falling():
     assert plain["loss"][-1] > 0.95 * float(np.var(Y))
     assert revived["loss"][-1] < 0.5 * plain["loss"][-1]
     assert revived["loss"][-1] < revived["loss"][2]
+
+
+def test_grouped_convolution_next_revives_incoming_only():
+    inputs = keras.Input((6, 6, 2))
+    hidden = keras.layers.Conv2D(
+        4,
+        1,
+        activation="relu",
+        name="conv",
+        bias_initializer=keras.initializers.Constant([0.5, 0.5, -9.0, -9.0]),
+    )(inputs)
+    grouped = keras.layers.Conv2D(4, 1, groups=2, name="grouped")(hidden)
+    pooled = keras.layers.GlobalAveragePooling2D()(grouped)
+    model = keras.Model(inputs, keras.layers.Dense(1)(pooled))
+    model.compile("adam", "mse")
+    x = rng.normal(size=(8, 6, 6, 2)).astype("float32")
+    grouped_before = model.get_layer("grouped").get_weights()[0].copy()
+    sites, window = window_statistics(model, x)
+    result = ReviveUnits().apply(model, sites[0], window["conv"])
+    assert result[0] == 2 and "incoming weights only" in result[2]
+    np.testing.assert_array_equal(
+        model.get_layer("grouped").get_weights()[0], grouped_before
+    )
+
+
+def test_slots_are_found_by_the_optimizer_index_not_by_name():
+    """A nested 'enc/dense' and a top-level 'enc_dense' get the same slot
+    names in Keras; only the revived layer's moments may be reset."""
+    inner = keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(
+                6, activation="relu", name="dense", bias_initializer=SIX_HALF_DEAD
+            ),
+        ],
+        name="enc",
+    )
+    inputs = keras.Input((8,))
+    hidden = inner(inputs)
+    other = keras.layers.Dense(6, activation="relu", name="enc_dense")(inputs)
+    merged = keras.layers.Concatenate()([hidden, other])
+    model = keras.Model(inputs, keras.layers.Dense(1, name="head")(merged))
+    model.compile(keras.optimizers.Adam(0.01), "mse")
+    model.fit(X, Y, epochs=1, verbose=0)
+    other_kernel = model.get_layer("enc_dense").kernel
+    index = model.optimizer._get_variable_index(other_kernel)
+    other_moments = np.array(model.optimizer._momentums[index].numpy())
+    sites, window = window_statistics(model, X)
+    site = next(s for s in sites if s.name == "enc/dense")
+    result = ReviveUnits().apply(model, site, window["enc/dense"])
+    # Kernel and bias, two Adam moments each (name matching found eight).
+    assert result is not None and "; 4 optimizer slot(s) reset" in result[2]
+    np.testing.assert_array_equal(
+        model.optimizer._momentums[index].numpy(), other_moments
+    )

@@ -77,14 +77,33 @@ def _fold_constant_into_bias(
 
 
 def _slots(optimizer: Any, variable: Any) -> list[Any]:
-    """The optimizer's slot variables for `variable` (Keras names them
-    ``<variable path with '/' as '_'>_<slot>``)."""
-    prefix = variable.path.replace("/", "_") + "_"
-    return [
-        slot
-        for slot in getattr(optimizer, "variables", [])
-        if slot.name.startswith(prefix) and tuple(slot.shape) == tuple(variable.shape)
-    ]
+    """The optimizer's slot variables for `variable` (moments, momentum,
+    accumulators), found by the optimizer's own index of the variable: every
+    list of per-variable slots the optimizer keeps, at that index."""
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+    find_index = getattr(optimizer, "_get_variable_index", None)
+    trainable = getattr(optimizer, "_trainable_variables", None)
+    if find_index is None or not trainable:
+        return []
+    try:
+        index = find_index(variable)
+    except (KeyError, ValueError):
+        return []
+    slots = []
+    for name, value in vars(optimizer).items():
+        if "average" in name or not isinstance(value, list):
+            continue  # EMA copies of the weights are not slots to reset
+        if len(value) != len(trainable) or index >= len(value):
+            continue
+        slot = value[index]
+        if (
+            slot is not None
+            and tuple(getattr(slot, "shape", ())) == tuple(variable.shape)
+            and slot is not variable
+            and hasattr(slot, "assign")
+        ):
+            slots.append(slot)
+    return slots
 
 
 def _set_entries(variable: Any, axis: int, units: np.ndarray, values: Any) -> None:
