@@ -294,9 +294,7 @@ def _new_buffer(size: int) -> tf.Variable:
             "aggregation": tf.VariableAggregation.SUM,
         }
     with tf.init_scope():
-        return tf.Variable(
-            tf.zeros([size], tf.float64), trainable=False, **distributed
-        )
+        return tf.Variable(tf.zeros([size], tf.float64), trainable=False, **distributed)
 
 
 def _add(first: UnitCounters, second: UnitCounters) -> UnitCounters:

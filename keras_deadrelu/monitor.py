@@ -313,6 +313,15 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         self._teardown()
 
+    def detach(self) -> None:
+        """Removes the monitor's hooks from the model and closes its writer.
+
+        ``on_train_end`` does this; Keras does not call it when ``fit`` stops
+        with an exception, so call ``detach()`` after an interrupted ``fit``
+        (the next monitor attached to the model also cleans up).
+        """
+        self._teardown()
+
     def _teardown(self) -> None:
         if self._measurement is not None:
             self._measurement.uninstall()
@@ -434,7 +443,16 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
                 key = (fix_index, "" if fix.model_wide else site.name)
                 if self._cooldown_until.get(key, 0) > now:
                     continue
-                result = fix.apply(self.model, site, statistics)
+                try:
+                    result = fix.apply(self.model, site, statistics)
+                except Exception as error:  # noqa: BLE001 - training goes on
+                    warnings.warn(
+                        f"{site.name}: fix {fix.name!r} failed and was skipped "
+                        f"({type(error).__name__}: {error}); training goes on.",
+                        DeadNeuronWarning,
+                        stacklevel=4,
+                    )
+                    continue
                 if result is None:
                     continue
                 before, after, detail = result

@@ -371,3 +371,71 @@ def test_fix_actions_are_warned_unless_verbose_is_zero():
     assert "bias driven far below zero" in messages[0]
     assert re.search(r"hidden: 100% dead .* applied leaky_relu", messages[1])
     assert len(monitor.events) == 1
+
+
+def test_lower_lr_under_mixed_precision_lowers_the_inner_optimizer():
+    keras.config.set_dtype_policy("mixed_float16")
+    model = bias_killed_model(keras.optimizers.SGD(0.1))
+    assert hasattr(model.optimizer, "inner_optimizer")  # a LossScaleOptimizer
+    monitor = kd.DeadNeuronMonitor(log_dir=None, fix="lower_lr", verbose=0)
+    model.fit(X, Y, epochs=2, verbose=0, callbacks=[monitor])
+    (event,) = monitor.events
+    assert (event.before, event.after) == (pytest.approx(0.1), pytest.approx(0.05))
+    learning_rate = model.optimizer.inner_optimizer.learning_rate
+    assert float(np.asarray(learning_rate)) == pytest.approx(0.05)
+
+
+def test_lower_lr_rejects_a_callable_learning_rate_before_training():
+    model = bias_killed_model(keras.optimizers.SGD(learning_rate=lambda: 0.01))
+    monitor = kd.DeadNeuronMonitor(log_dir=None, fix="lower_lr", verbose=0)
+    with pytest.raises(ValueError, match="plain callable"):
+        model.fit(X, Y, epochs=2, verbose=0, callbacks=[monitor])
+    assert int(model.optimizer.iterations.numpy()) == 0
+    assert "train_step" not in model.__dict__
+
+
+@pytest.mark.parametrize("activation", ["leaky_relu", "relu6"])
+def test_swap_leaves_leaky_and_relu6_sites_alone(activation):
+    inputs = keras.Input((8,))
+    hidden = keras.layers.Dense(
+        16,
+        activation=activation,
+        name="hidden",
+        bias_initializer=keras.initializers.Constant(-5.0),
+    )(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(1)(hidden))
+    model.compile("adam", "mse")
+    site = next(s for s in kd.find_sites(model) if s.name == "hidden")
+    statistics = window_statistics(model, X)["hidden"]
+    assert SwapToLeakyReLU().apply(model, site, statistics) is None
+    assert model.get_layer("hidden").activation.__name__ == activation
+
+
+def test_a_failing_fix_is_reported_and_training_goes_on():
+    class Broken(kd.fixes.Fix):
+        name = "broken"
+
+        def apply(self, model, site, statistics):
+            raise RuntimeError("boom")
+
+    model = bias_killed_model()
+    monitor = kd.DeadNeuronMonitor(log_dir=None, fix=Broken(), verbose=0)
+    with pytest.warns(kd.DeadNeuronWarning, match="fix 'broken' failed .*boom"):
+        history = model.fit(X, Y, epochs=2, verbose=0, callbacks=[monitor])
+    assert len(history.history["loss"]) == 2 and monitor.events == []
+
+
+def test_detach_after_an_interrupted_fit_leaves_the_model_as_it_was():
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise KeyboardInterrupt
+
+    model = bias_killed_model()
+    monitor = kd.DeadNeuronMonitor(log_dir=None, verbose=0)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(X, Y, epochs=3, verbose=0, callbacks=[monitor, Interrupt()])
+    assert "train_step" in model.__dict__  # Keras did not call on_train_end
+    monitor.detach()
+    assert "train_step" not in model.__dict__
+    assert all("call" not in layer.__dict__ for layer in model.layers)
+    model.fit(X, Y, epochs=1, verbose=0)  # trains normally afterwards

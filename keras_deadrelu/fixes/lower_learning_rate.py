@@ -19,6 +19,14 @@ def current_learning_rate(optimizer: Any) -> float:
     return float(np.asarray(keras.ops.convert_to_numpy(optimizer.learning_rate)))
 
 
+def _innermost(optimizer: Any) -> Any:
+    """The optimizer that owns the learning rate (a LossScaleOptimizer, as
+    under mixed precision, wraps it)."""
+    while getattr(optimizer, "inner_optimizer", None) is not None:
+        optimizer = optimizer.inner_optimizer
+    return optimizer
+
+
 class LowerLearningRate(Fix):
     """Multiplies the learning rate by `factor`, never below `min_lr`.
 
@@ -60,17 +68,26 @@ class LowerLearningRate(Fix):
         self._previous_dead_fraction: dict[str, float] = {}
 
     def check_model(self, model: Any) -> None:
-        optimizer = getattr(model, "optimizer", None)
+        optimizer = _innermost(getattr(model, "optimizer", None))
         if optimizer is None or not hasattr(optimizer, "learning_rate"):
             raise ValueError(
                 "fix='lower_lr' needs a compiled model whose optimizer has a "
                 f"learning rate. Received an optimizer: {optimizer!r}"
             )
+        rate = getattr(optimizer, "_learning_rate", None)
+        if not isinstance(
+            rate, keras.optimizers.schedules.LearningRateSchedule
+        ) and not hasattr(rate, "assign"):
+            raise ValueError(
+                "fix='lower_lr' can lower a float learning rate or scale a "
+                "LearningRateSchedule, not a learning rate given as a plain "
+                f"callable. Received: learning_rate={rate!r}"
+            )
 
     def apply(
         self, model: Any, site: Site, statistics: SiteStatistics
     ) -> tuple[float, float, str] | None:
-        optimizer = model.optimizer
+        optimizer = _innermost(model.optimizer)
         before = current_learning_rate(optimizer)
         if before <= self.min_lr:
             return None

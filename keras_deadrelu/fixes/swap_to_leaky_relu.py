@@ -9,11 +9,12 @@ import keras
 from keras_deadrelu._validation import check_number
 from keras_deadrelu.fixes.base import Fix
 from keras_deadrelu.fixes.leaky_relu_activation import LeakyReLUActivation
-from keras_deadrelu.sites import Site
+from keras_deadrelu.sites import Site, layer_kind
 from keras_deadrelu.unit_statistics import SiteStatistics
 
-#: Site kinds that this fix turns into Leaky ReLU.
-SWAPPABLE_KINDS = ("relu", "relu6", "leaky_relu")
+#: Site kinds that this fix turns into Leaky ReLU (relu6 is left alone: the
+#: swap would silently drop its cap at 6; leaky sites are leaky already).
+SWAPPABLE_KINDS = ("relu",)
 
 
 def rebuild_compiled_functions(model: Any) -> None:
@@ -37,8 +38,8 @@ class SwapToLeakyReLU(Fix):
 
     Weights and optimizer state are left as they are. Where the graph changes,
     Keras's compiled functions are rebuilt, so the next step trains with the
-    new activation. A site already leaky (slope > 0), or of another kind
-    (PReLU, ELU, SELU), is left alone.
+    new activation. A site already leaky (slope > 0), a relu6 (the swap would
+    drop its cap), or of another kind (PReLU, ELU, SELU), is left alone.
 
     >>> SwapToLeakyReLU(negative_slope=0.01)
     SwapToLeakyReLU(negative_slope=0.01, cooldown=0)
@@ -58,14 +59,14 @@ class SwapToLeakyReLU(Fix):
         from keras_deadrelu.layers import LeakyReLU as DeadReluLeakyReLU
 
         layer = site.layer
-        if site.kind not in SWAPPABLE_KINDS:
-            return None
         if isinstance(layer, DeadReluLeakyReLU):
             before = layer.negative_slope
             if before > 0:
                 return None
             layer.set_negative_slope(self.negative_slope)
             return before, self.negative_slope, "slope variable set, no retrace"
+        if layer_kind(layer) not in SWAPPABLE_KINDS:
+            return None
         if isinstance(layer, keras.layers.ReLU):
             before = float(layer.negative_slope)
             if before > 0:
