@@ -51,7 +51,9 @@ def dead_fractions(
     {'hidden': 1.0}
     """
     check_choice("granularity", granularity, ("channel", "unit"))
-    batches = as_batches(data, batch_size=batch_size, steps=steps)
+    batches = as_batches(
+        data, batch_size=batch_size, steps=steps, names=("data", "batch_size", "steps")
+    )
     sites = select_sites(find_sites(model), layers)
     if not sites:
         warnings.warn(
@@ -60,7 +62,9 @@ def dead_fractions(
             stacklevel=2,
         )
         return {}
-    measurement = SiteMeasurement(model, sites, granularity, probe_batches=batches)
+    measurement = SiteMeasurement(
+        model, sites, granularity, probe_batches=batches, exclusive=False
+    )
     measurement.install()
     try:
         window = measurement.close_window()

@@ -13,9 +13,9 @@ trace:
   (kernel norm times the root mean square of the layer's input, a scalar
   counter kept inside the train step).
 
-A third case is reported on its own: a site whose pre-activation spread is
-exactly 0 gets nothing from its weights, because its inputs were all zero:
-the layer feeding it is dead, and that is the one to fix.
+A third case is reported on its own: a site whose inputs were all zero over
+the window (input RMS 0) gets nothing from its weights: the layer feeding it
+is dead, and that is the one to fix.
 
 Nothing here runs the model: the figures come from the counters and from
 weight snapshots taken once per window.
@@ -50,6 +50,7 @@ class SiteEvidence:
     weight_move: float | None = None
     weight_move_where: str | None = None
     learning_rate: float | None = None
+    input_rms: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +87,9 @@ def diagnose(
     if bias is not None and spread is not None and -bias > abs(spread):
         # The bias outweighs anything the weights add or take away on any
         # input of the window: it is what holds these units below zero.
-        inputs_note = " (and its inputs were all zero)" if spread == 0 else ""
+        inputs_note = (
+            " (and its inputs were all zero)" if evidence.input_rms == 0 else ""
+        )
         return Diagnosis(
             "bias",
             f"Dead units' mean bias {bias:.2g} against a pre-activation spread of "
@@ -95,7 +98,7 @@ def diagnose(
             "Consider bias_initializer=Constant(0.01), fix='revive', or a ReLU "
             "variant.",
         )
-    if spread == 0:
+    if evidence.input_rms == 0:
         return Diagnosis(
             "dead_inputs",
             "Its inputs were all zero over the window (pre-activation spread 0): "
@@ -177,23 +180,25 @@ class WeightSnapshots:
 
 def bias_evidence(
     layer: Any, dead_channels: np.ndarray, input_mean_square: float | None
-) -> tuple[float | None, float | None]:
-    """Dead units' mean bias, and their mean pre-activation spread.
+) -> tuple[float | None, float | None, float | None]:
+    """Dead units' mean bias, their mean pre-activation spread, and the RMS of
+    the layer's input.
 
     The spread of ``z = w . x + b`` around its bias is estimated as
     ``||w|| * rms(x)``: the unit's kernel norm times the root mean square of
     the layer's input over the window.
     """
+    input_rms = None if input_mean_square is None else float(np.sqrt(input_mean_square))
     bias_variable = getattr(layer, "bias", None)
     if bias_variable is None or not dead_channels.any():
-        return None, None
+        return None, None, input_rms
     bias = np.asarray(keras.ops.convert_to_numpy(bias_variable.value), np.float64)
     if bias.shape != dead_channels.shape:
-        return None, None
+        return None, None, input_rms
     spread = None
-    if input_mean_square is not None:
+    if input_rms is not None:
         kernel = np.asarray(keras.ops.convert_to_numpy(layer.kernel.value), np.float64)
         kernel = np.moveaxis(kernel, output_axis(layer), -1)
         norms = np.linalg.norm(kernel.reshape(-1, kernel.shape[-1]), axis=0)
-        spread = float(norms[dead_channels].mean() * np.sqrt(input_mean_square))
-    return float(bias[dead_channels].mean()), spread
+        spread = float(norms[dead_channels].mean() * input_rms)
+    return float(bias[dead_channels].mean()), spread, input_rms

@@ -64,6 +64,8 @@ class Instrumentation:
         sites: the sites to hook.
         train_recorder: when given, ``model.train_step`` is wrapped so that
             sites record into it during training steps.
+        recorder: the recorder the wrappers record into (default:
+            `train_recorder`); a wrapper ignores any other active recorder.
     """
 
     def __init__(
@@ -71,10 +73,12 @@ class Instrumentation:
         model: Any,
         sites: list[Site],
         train_recorder: CounterRecorder | None = None,
+        recorder: CounterRecorder | None = None,
     ):
         self.model = model
         self.sites = list(sites)
         self.train_recorder = train_recorder
+        self.recorder = recorder if recorder is not None else train_recorder
         self._saved: list[tuple[Any, str, Any]] = []
 
     @property
@@ -90,7 +94,11 @@ class Instrumentation:
         if self.installed:
             return
         for site in self.sites:
-            self._replace(site.layer, "call", _recording_call(site, site.layer.call))
+            self._replace(
+                site.layer,
+                "call",
+                _recording_call(site, site.layer.call, self.recorder),
+            )
         if self.train_recorder is not None:
             self._replace(
                 self.model,
@@ -108,7 +116,9 @@ class Instrumentation:
                 object.__setattr__(owner, attribute, original)
 
 
-def _recording_call(site: Site, original_call: Any) -> Any:
+def _recording_call(
+    site: Site, original_call: Any, recorder: CounterRecorder | None
+) -> Any:
     """Wraps a site's ``call`` so that its output (and input) is recorded.
 
     The layer's own computation is left alone: in particular the
@@ -117,17 +127,23 @@ def _recording_call(site: Site, original_call: Any) -> Any:
     epoch on a 4x512 MLP). For a layer with a kernel, the layer's *input* is
     recorded too (its mean square, for the diagnosis); reading an input does
     not break any fusion.
+
+    The wrapper records only into its own `recorder`: when two measurements
+    hook the same layer (``kd.dead_fractions`` called during a monitored
+    ``fit``), each wrapper counts for its own measurement only.
     """
     layer = site.layer
 
     @functools.wraps(original_call)
     def call(*args, **kwargs):
         outputs = original_call(*args, **kwargs)
-        recorder = active_recorder()
-        if recorder is None or _is_symbolic(outputs):
+        active = active_recorder()
+        if active is None or _is_symbolic(outputs):
+            return outputs
+        if recorder is not None and active is not recorder:
             return outputs
         layer_input = args[0] if args and hasattr(layer, "kernel") else None
-        recorder.record(site, outputs, layer_input)
+        active.record(site, outputs, layer_input)
         return outputs
 
     call.__deadrelu_original__ = original_call

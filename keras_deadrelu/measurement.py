@@ -37,6 +37,9 @@ class SiteMeasurement:
         dormant_tau: the ReDo threshold on the dormancy score.
         probe_batches: probe data from :func:`keras_deadrelu.probe.as_batches`;
             None measures the training steps themselves (streaming).
+        exclusive: a monitor's measurement (one per model at a time); False
+            for a one-off probe such as ``kd.dead_fractions``, which may run
+            beside a monitor's.
     """
 
     def __init__(
@@ -46,14 +49,19 @@ class SiteMeasurement:
         granularity: str = "channel",
         dormant_tau: float = 0.0,
         probe_batches: Any = None,
+        exclusive: bool = True,
     ):
         self.model = model
         self.sites = list(sites)
         self.dormant_tau = dormant_tau
+        self.exclusive = exclusive
         self.recorder = CounterRecorder(granularity)
         self.streaming = probe_batches is None
         self.instrumentation = Instrumentation(
-            model, self.sites, train_recorder=self.recorder if self.streaming else None
+            model,
+            self.sites,
+            train_recorder=self.recorder if self.streaming else None,
+            recorder=self.recorder,
         )
         self._incoming = {
             site.name: layer
@@ -70,12 +78,18 @@ class SiteMeasurement:
             )
 
     def install(self) -> None:
-        """Hooks the sites; in streaming mode the train function is rebuilt."""
-        stale = _INSTALLED.get(self.model)
-        if stale is not None and stale is not self:
-            stale.uninstall()
+        """Hooks the sites; in streaming mode the train function is rebuilt.
+
+        A monitor's measurement (`exclusive`) first removes one that a
+        previous monitor left behind when its ``fit`` died.
+        """
+        if self.exclusive:
+            stale = _INSTALLED.get(self.model)
+            if stale is not None and stale is not self:
+                stale.uninstall()
         self.instrumentation.install()
-        _INSTALLED[self.model] = self
+        if self.exclusive:
+            _INSTALLED[self.model] = self
         if self.streaming:
             self._rebuild_train_function()
 
@@ -113,12 +127,18 @@ class SiteMeasurement:
         if len(unit_shape) == 1:
             return per_channel if unit_shape[0] == per_channel.size else None
         # Per-position units: spread the channel's mask over its positions.
-        channel_axis = site.channel_axis % len(unit_shape)
+        # The unit shape has no batch axis: channels first is its axis 0.
+        channel_axis = 0 if site.channel_axis == 1 else len(unit_shape) - 1
         shape = [1] * len(unit_shape)
         shape[channel_axis] = per_channel.size
         if unit_shape[channel_axis] != per_channel.size:
             return None
         return np.broadcast_to(per_channel.reshape(shape), unit_shape).reshape(-1)
+
+    def refresh(self) -> None:
+        """Retraces the probe at its next run (after a fix changed the graph)."""
+        if self._probe is not None:
+            self._probe.refresh()
 
     def discard_window(self) -> None:
         """Forgets what was counted so far (the next window starts now)."""

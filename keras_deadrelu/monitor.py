@@ -95,6 +95,11 @@ def _check_probe_fits(model: Any, batch: Any) -> None:
         ) from error
 
 
+def site_channel_axis(sites: list[Site], name: str) -> int:
+    """The channel axis of the site called `name` (-1 when unknown)."""
+    return next((site.channel_axis for site in sites if site.name == name), -1)
+
+
 def _output_layer_ids(model: Any) -> set[int]:
     """Ids of the layers that produce the model's outputs (never fixed)."""
     ids = set()
@@ -131,9 +136,10 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         log_dir: TensorBoard log directory, or None to write nothing.
         threshold: dead fraction in [0, 1] at which a site is reported.
         fix: what to do when a site's dead fraction reaches `threshold`:
-            ``"lower_lr"``, ``"leaky_relu"``, a fix object
-            (:class:`~keras_deadrelu.fixes.LowerLearningRate`,
-            :class:`~keras_deadrelu.fixes.SwapToLeakyReLU`), or a list of
+            ``"revive"``, ``"leaky_relu"``, ``"lower_lr"``, a fix object
+            (:class:`~keras_deadrelu.fixes.ReviveUnits`,
+            :class:`~keras_deadrelu.fixes.SwapToLeakyReLU`,
+            :class:`~keras_deadrelu.fixes.LowerLearningRate`), or a list of
             them applied in order. The output layer is never touched. Every
             action is kept in ``monitor.events``, warned about (unless
             ``verbose=0``) and written to TensorBoard.
@@ -216,7 +222,12 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         self.verbose = check_choice("verbose", verbose, (0, 1, 2))
         self.granularity = check_choice("granularity", granularity, ("channel", "unit"))
         self.dormant_tau = check_number("dormant_tau", dormant_tau, minimum=0)
-        if not isinstance(run_name, str) or not run_name or os.sep in run_name:
+        if (
+            not isinstance(run_name, str)
+            or run_name in ("", ".", "..")
+            or os.sep in run_name
+            or (os.altsep and os.altsep in run_name)
+        ):
             raise ValueError(
                 "Argument `run_name` must be a non-empty folder name. "
                 f"Received: run_name={run_name!r}"
@@ -408,8 +419,13 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         dead = statistics.dead
         channels = getattr(getattr(layer, "bias", None), "shape", (dead.size,))[0]
         if dead.size != channels and dead.size % channels == 0:
-            dead = dead.reshape(-1, channels).all(axis=0)
-        bias, spread = bias_evidence(layer, dead, statistics.input_mean_square)
+            if site_channel_axis(self.sites, statistics.name) == 1:
+                dead = dead.reshape(channels, -1).all(axis=1)
+            else:
+                dead = dead.reshape(-1, channels).all(axis=0)
+        bias, spread, input_rms = bias_evidence(
+            layer, dead, statistics.input_mean_square
+        )
         move, moved_in = self._snapshots.largest_recent_move(statistics.name)
         evidence = SiteEvidence(
             dead_bias_mean=bias,
@@ -417,6 +433,7 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
             weight_move=move,
             weight_move_where=moved_in,
             learning_rate=learning_rate,
+            input_rms=input_rms,
         )
         return diagnose(evidence, where)
 
@@ -473,6 +490,7 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
                     message=message,
                 )
                 self.events.append(event)
+                self._measurement.refresh()
                 if self._sink is not None:
                     self._sink.write_event(event)
                 if self.verbose:

@@ -40,47 +40,52 @@ def _count_samples(x: Any) -> int:
 
 
 def as_batches(
-    data: Any, batch_size: int | None = None, steps: int | None = None
+    data: Any,
+    batch_size: int | None = None,
+    steps: int | None = None,
+    names: tuple[str, str, str] = ("probe_data", "probe_batch_size", "probe_steps"),
 ) -> tf.data.Dataset | collections.abc.Callable:
     """Normalises probe data to a re-iterable source of input batches.
 
     Returns a ``tf.data.Dataset`` (or, for a generator function, a callable
-    that returns an iterator). Raises ``ValueError``/``TypeError`` naming
-    `probe_data` for anything it cannot use, before any training happens.
+    that returns an iterator). Raises ``ValueError``/``TypeError`` naming the
+    caller's argument (`names`: data, batch size, steps) for anything it
+    cannot use, before any training happens.
     """
+    data_name, batch_name, steps_name = names
     if batch_size is not None:
-        batch_size = check_positive_int("batch_size", batch_size)
+        batch_size = check_positive_int(batch_name, batch_size)
     if steps is not None:
-        steps = check_positive_int("probe_steps", steps)
+        steps = check_positive_int(steps_name, steps)
     if data is None:
-        raise ValueError("Argument `probe_data` must not be None.")
+        raise ValueError(f"Argument `{data_name}` must not be None.")
     if isinstance(data, tf.data.Dataset):
         if batch_size is not None:
             raise ValueError(
-                "Argument `batch_size` must be None for a tf.data.Dataset, which "
-                f"is batched already. Received: batch_size={batch_size}"
+                f"Argument `{batch_name}` must be None for a tf.data.Dataset, which "
+                f"is batched already. Received: {batch_name}={batch_size}"
             )
         cardinality = int(data.cardinality())
         if cardinality == tf.data.INFINITE_CARDINALITY and steps is None:
             raise ValueError(
-                "Argument `probe_data` is an infinite tf.data.Dataset; pass "
-                "`probe_steps` to say how many batches one probe reads."
+                f"Argument `{data_name}` is an infinite tf.data.Dataset; pass "
+                f"`{steps_name}` to say how many batches one probe reads."
             )
         if cardinality == 0:
-            raise ValueError("Argument `probe_data` is an empty tf.data.Dataset.")
+            raise ValueError(f"Argument `{data_name}` is an empty tf.data.Dataset.")
         dataset = data.map(lambda *element: element[0])
         return dataset.take(steps) if steps is not None else dataset
     if inspect.isgenerator(data) or isinstance(data, collections.abc.Iterator):
         raise TypeError(
-            "Argument `probe_data` is a generator object, which can be read only "
+            f"Argument `{data_name}` is a generator object, which can be read only "
             "once; the probe reads its data every window. Pass the generator "
             "function itself (a callable returning a fresh iterator) together "
-            f"with `probe_steps`, or an array. Received: probe_data={data!r}"
+            f"with `{steps_name}`, or an array. Received: {data_name}={data!r}"
         )
     if callable(data):
         if steps is None:
             raise ValueError(
-                "Argument `probe_steps` is required when `probe_data` is a "
+                f"Argument `{steps_name}` is required when `{data_name}` is a "
                 "generator function, since the probe cannot know where an "
                 "infinite generator ends."
             )
@@ -96,30 +101,30 @@ def as_batches(
         return batches
     if isinstance(data, tuple) and not isinstance(data, (np.ndarray,)):
         if not data:
-            raise ValueError("Argument `probe_data` is an empty tuple.")
+            raise ValueError(f"Argument `{data_name}` is an empty tuple.")
         data = data[0]
     try:
         tensors = tf.nest.map_structure(np.asarray, data)
     except Exception as error:  # noqa: BLE001 - reported with the argument name
         raise TypeError(
-            "Argument `probe_data` must be an array, a tuple (x, y), a dict of "
+            f"Argument `{data_name}` must be an array, a tuple (x, y), a dict of "
             "arrays, a tf.data.Dataset or a generator function. "
-            f"Received: probe_data of type {type(data).__name__}"
+            f"Received: {data_name} of type {type(data).__name__}"
         ) from error
     for leaf in tf.nest.flatten(tensors):
         if leaf.dtype == object or not (
             np.issubdtype(leaf.dtype, np.number) or leaf.dtype == bool
         ):
             raise TypeError(
-                "Argument `probe_data` must hold numbers; received an array of "
+                f"Argument `{data_name}` must hold numbers; received an array of "
                 f"dtype {leaf.dtype}."
             )
         if leaf.ndim == 0:
             raise ValueError(
-                "Argument `probe_data` must have a batch axis; received a scalar."
+                f"Argument `{data_name}` must have a batch axis; received a scalar."
             )
     if _count_samples(tensors) == 0:
-        raise ValueError("Argument `probe_data` is empty (0 samples).")
+        raise ValueError(f"Argument `{data_name}` is empty (0 samples).")
     dataset = tf.data.Dataset.from_tensor_slices(tensors)
     dataset = dataset.batch(batch_size or DEFAULT_BATCH_SIZE)
     return dataset.take(steps) if steps is not None else dataset
@@ -131,7 +136,7 @@ def first_batch(batches: tf.data.Dataset | collections.abc.Callable) -> Any:
     try:
         return next(iterator)
     except StopIteration:
-        raise ValueError("Argument `probe_data` holds no batch.") from None
+        raise ValueError("The probe data holds no batch.") from None
 
 
 class Probe:
@@ -155,12 +160,20 @@ class Probe:
         self.batches = batches
         self.recorder = recorder
 
+        self.jit_compile = bool(jit_compile)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Makes a fresh probe function (traced at its next call), so that a
+        fix that changed the model's graph (a swapped activation) is seen."""
+        model, recorder = self.model, self.recorder
+
         def probe_step(inputs):
             with recording_into(recorder):
                 model(inputs, training=False)
 
         self._step = tf.function(
-            probe_step, reduce_retracing=True, jit_compile=bool(jit_compile)
+            probe_step, reduce_retracing=True, jit_compile=self.jit_compile
         )
 
     def run(self) -> int:

@@ -30,6 +30,7 @@ from keras_deadrelu._cli_arguments import fraction_argument
 DEFAULT_THRESHOLD = 0.5
 EVENT_FILE_MARKER = "events.out.tfevents."
 MODEL_WIDE_TAG = "dead_fraction"
+FLOAT32_TOLERANCE = 1e-6
 SITE_TAG_PREFIX = "dead_fraction/"
 FIX_TAG_PREFIX = "fix/"
 TEXT_TAGS = ("monitor_config", "fix_events", "diagnosis")
@@ -230,8 +231,10 @@ def _series_summary(
     steps = tuple(step for step, _ in series)
     fractions = tuple(value for _, value in series)
     peak = max(fractions)
+    # TensorBoard stores float32: 7/10 reads back as 0.69999999. The monitor
+    # compared the exact fraction, so compare with float32's tolerance.
     crossing = next(
-        (step for step, value in series if value >= threshold),
+        (step for step, value in series if value >= threshold - FLOAT32_TOLERANCE),
         None,
     )
     return SiteSummary(

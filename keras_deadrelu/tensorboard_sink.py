@@ -17,6 +17,10 @@ tag                             kind        value
 ``selu_mean/<site>``            scalar      SELU sites: activation mean
 ``selu_std/<site>``             scalar      SELU sites: activation std
 ``firing_rate_map``             image       one row per site, firing-rate bins
+``learning_rate``               scalar      the optimizer's learning rate
+``diagnosis``                   text        likely cause, at a threshold crossing
+``fix_events``                  text        one line per action of a fix
+``fix/<fix name>``              scalar      1.0 at the step where a fix acted
 ==============================  ==========  =====================================
 
 plus, once per sink, the monitor's settings as JSON text (``monitor_config``:

@@ -65,7 +65,15 @@ def test_learning_rate_cause_on_the_high_learning_rate_model():
         ),
         (SiteEvidence(weight_move=0.05, learning_rate=0.01), "unclear"),
         (SiteEvidence(), "unclear"),
-        (SiteEvidence(dead_bias_mean=0.0, pre_activation_spread=0.0), "dead_inputs"),
+        (
+            SiteEvidence(dead_bias_mean=0.0, pre_activation_spread=0.0, input_rms=0.0),
+            "dead_inputs",
+        ),
+        # A zero kernel on live inputs is not "dead inputs".
+        (
+            SiteEvidence(dead_bias_mean=0.0, pre_activation_spread=0.0, input_rms=1.0),
+            "unclear",
+        ),
     ],
 )
 def test_decision_rules(evidence, cause):

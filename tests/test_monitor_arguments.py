@@ -106,6 +106,11 @@ def test_dead_fractions_rejects_bad_arguments():
         kd.dead_fractions(built, X, batch_size=-2)
     with pytest.raises(ValueError, match="Available sites"):
         kd.dead_fractions(built, X, layers=["nope"])
+    # Its own argument names, not the monitor's.
+    with pytest.raises(ValueError, match=r"`steps` must be >= 1. Received: steps=0"):
+        kd.dead_fractions(built, X, steps=0)
+    with pytest.raises(TypeError, match=r"Argument `data` is a generator object"):
+        kd.dead_fractions(built, (x for x in [X]))
 
 
 def test_probe_accepts_datasets_tuples_and_generator_functions():

@@ -300,3 +300,24 @@ def test_streaming_under_mixed_precision(policy):
     np.testing.assert_array_equal(monitor.last_window["alive"].dead, expected)
     assert history.history["dead_fraction/dying"] == [1.0]
     assert monitor.last_window["alive"].element_count == len(X)
+
+
+def test_dead_fractions_during_a_monitored_fit_measures_and_breaks_nothing():
+    """A callback that probes with kd.dead_fractions beside the monitor."""
+    model = small_model()
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    probes = []
+
+    class Probe(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            probes.append(kd.dead_fractions(self.model, X))
+
+    monitor = kd.DeadNeuronMonitor(log_dir=None, verbose=0)
+    history = model.fit(X, Y, epochs=3, verbose=0, callbacks=[monitor, Probe()])
+    kernel, bias = model.get_layer("alive").get_weights()
+    expected = float((~((X @ kernel + bias) > 0).any(axis=0)).mean())
+    assert probes == [{"alive": pytest.approx(expected), "dying": 1.0}] * 3
+    # The streaming counts were not disturbed by the probes: one epoch each.
+    assert history.history["dead_fraction/alive"] == [pytest.approx(expected)] * 3
+    assert monitor.last_window["alive"].element_count == len(X)
+    assert "train_step" not in model.__dict__
