@@ -129,6 +129,13 @@ class CounterRecorder:
     def start_step(self) -> None:
         """Begins collecting the sums of one step (at trace time)."""
         self._pending = []
+        self._local.inputs = {}
+
+    def record_input(self, site: Site, layer_input) -> None:
+        """Notes the input of the weighted layer that feeds `site` (a ReLU or
+        Activation layer after a Dense/Conv), for the site's next record."""
+        if self._pending is not None:
+            self._local.inputs[site.name] = layer_input
 
     def record(self, site: Site, outputs, layer_input=None) -> None:
         """Reduces one batch of `site`'s outputs to per-unit sums.
@@ -167,6 +174,8 @@ class CounterRecorder:
                 tf.reshape(tf.reduce_sum(tf.square(values), axis=reduce_axes), [-1])
             )
         scalars = [tf.cast(tf.size(values), tf.float32) / float(np.prod(unit_shape))]
+        if layer_input is None:
+            layer_input = self._local.inputs.pop(site.name, None)
         has_input = layer_input is not None
         if has_input:
             # The input's mean square is estimated from the first sample of

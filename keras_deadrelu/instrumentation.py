@@ -99,6 +99,13 @@ class Instrumentation:
                 "call",
                 _recording_call(site, site.layer.call, self.recorder),
             )
+            producer = _weighted_producer(site)
+            if producer is not None:
+                self._replace(
+                    producer,
+                    "call",
+                    _recording_input_call(site, producer.call, self.recorder),
+                )
         if self.train_recorder is not None:
             self._replace(
                 self.model,
@@ -145,6 +152,37 @@ def _recording_call(
         layer_input = args[0] if args and hasattr(layer, "kernel") else None
         active.record(site, outputs, layer_input)
         return outputs
+
+    call.__deadrelu_original__ = original_call
+    return call
+
+
+def _weighted_producer(site: Site) -> Any | None:
+    """For an activation-layer site fed directly by a Dense/Conv layer (that
+    is not itself a site), that layer: its input feeds the diagnosis."""
+    from keras_deadrelu.layer_graph import incoming_layer
+    from keras_deadrelu.sites import layer_kind
+
+    if hasattr(site.layer, "kernel"):
+        return None
+    producer = incoming_layer(site)
+    if producer is None or producer is site.layer or layer_kind(producer):
+        return None
+    return producer
+
+
+def _recording_input_call(
+    site: Site, original_call: Any, recorder: CounterRecorder | None
+) -> Any:
+    """Wraps the call of the layer that feeds `site`, to note its input."""
+
+    @functools.wraps(original_call)
+    def call(*args, **kwargs):
+        active = active_recorder()
+        ours = active is not None and (recorder is None or active is recorder)
+        if ours and args and not _is_symbolic(args[0]):
+            active.record_input(site, args[0])
+        return original_call(*args, **kwargs)
 
     call.__deadrelu_original__ = original_call
     return call

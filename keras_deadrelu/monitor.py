@@ -322,6 +322,10 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         self._steps_in_window = 0
 
     def on_train_end(self, logs=None):
+        leftover = self.freq != "epoch" and self._steps_in_window > 0
+        if self._measurement is not None and leftover:
+            # The steps after the last full window make a last, shorter one.
+            self._finish_window(self._global_step, f"step {self._global_step}")
         self._teardown()
 
     def detach(self) -> None:

@@ -88,3 +88,24 @@ def test_learning_rate_message_matches_the_user_story():
         "Layer weights moved 35% of their norm in epoch 3 at learning rate 0.5: "
         "learning rate too high. Consider fix='lower_lr'"
     )
+
+
+def test_bias_cause_for_a_relu_layer_after_a_dense():
+    """Dense -> ReLU() is as common as Dense(activation="relu")."""
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((8,))
+    pre = keras.layers.Dense(
+        32, name="pre", bias_initializer=keras.initializers.Constant(-5.0)
+    )(inputs)
+    hidden = keras.layers.ReLU(name="relu")(pre)
+    model = keras.Model(inputs, keras.layers.Dense(1)(hidden))
+    model.compile(keras.optimizers.Adam(1e-3), "mse")
+    monitor = kd.DeadNeuronMonitor(log_dir=None, verbose=0)
+    model.fit(X, Y, epochs=1, verbose=0, callbacks=[monitor])
+    ((_, site, diagnosis),) = monitor.diagnoses
+    assert (site, diagnosis.cause) == ("relu", "bias")
+    assert monitor.last_window["relu"].input_mean_square == pytest.approx(
+        float(np.mean(X**2)), rel=0.25
+    )
+    # The hook on the Dense is gone after fit, like the site's.
+    assert "call" not in model.get_layer("pre").__dict__

@@ -104,6 +104,16 @@ def test_second_fit_continues_step_numbering(tmp_path):
     assert steps == [0, 1, 2, 3]
 
 
+def test_step_windows_end_with_the_steps_left_over(tmp_path):
+    model = small_model()
+    monitor = kd.DeadNeuronMonitor(log_dir=str(tmp_path), verbose=0, freq=3)
+    model.fit(X, Y, epochs=2, batch_size=32, verbose=0, callbacks=[monitor])
+    records = read_run(os.path.join(tmp_path, "dead_neurons"))
+    steps = [step for step, _ in scalar_series(records, "dead_fraction/dying")]
+    # 8 steps: windows end at 3 and 6, and the last 2 steps make a last one.
+    assert steps == [3, 6, 8]
+
+
 def test_step_windows_use_global_steps(tmp_path):
     model = small_model()
     monitor = kd.DeadNeuronMonitor(log_dir=str(tmp_path), verbose=0, freq=2)
