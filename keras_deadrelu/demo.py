@@ -121,6 +121,13 @@ def run_folder(arm: Arm) -> str:
     return "".join(keep).replace("__", "_").strip("_")
 
 
+class _EpochDots(keras.callbacks.Callback):
+    """A compact progress bar: one dot per epoch on the arm's line."""
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        print(".", end="", flush=True)
+
+
 def train_arm(
     arm: Arm, data: tuple, epochs: int, logdir: str, verbose: int
 ) -> dict[str, Any]:
@@ -135,6 +142,9 @@ def train_arm(
         verbose=0,
     )
     started = time.perf_counter()
+    callbacks: list[Any] = [monitor]
+    if verbose == 0:
+        callbacks.append(_EpochDots())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         model.fit(
@@ -143,7 +153,7 @@ def train_arm(
             epochs=epochs,
             batch_size=32,
             verbose=verbose,
-            callbacks=[monitor],
+            callbacks=callbacks,
         )
     _, accuracy = model.evaluate(x_test, y_test, verbose=0)
     window = monitor.last_window
@@ -207,10 +217,10 @@ def run(args: argparse.Namespace) -> int:
     )
     rows = []
     for number, arm in enumerate(ARMS, start=1):
-        print(f"[{number}/{len(ARMS)}] {arm.name} ...", end=" ", flush=True)
+        print(f"[{number}/{len(ARMS)}] {arm.name} ", end="", flush=True)
         row = train_arm(arm, data, epochs, args.logdir, verbose=0)
         print(
-            f"dead {row['dead']:.0%}, accuracy {row['accuracy']:.3f}, "
+            f" dead {row['dead']:.0%}, accuracy {row['accuracy']:.3f}, "
             f"{row['seconds']:.0f}s",
             flush=True,
         )

@@ -22,6 +22,8 @@ def test_quick_demo_prints_the_table_and_writes_one_run_per_arm(tmp_path, capsys
     revive_row = rows["bias -3 + revive"]
     assert re.search(r"revive x\d+ \(from epoch 1\)", revive_row)
     assert f"tensorboard --logdir {tmp_path}" in out
+    # Progress: a line per arm with a dot per epoch.
+    assert "[1/10] relu ... dead" in out
     runs = sorted(os.listdir(tmp_path))
     assert len(runs) == len(demo.ARMS)
     for run in runs:
