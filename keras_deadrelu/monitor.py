@@ -272,7 +272,9 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
             warnings.warn(
                 "DeadNeuronMonitor: this model has no ReLU-family site (relu, "
                 "leaky_relu, elu, selu, PReLU, ...); nothing will be measured and "
-                "training goes on normally.",
+                "training goes on normally. An activation applied as a function "
+                "inside a subclassed model's call() is not a layer and cannot be "
+                "monitored: use a ReLU() layer or a layer's activation= argument.",
                 DeadNeuronWarning,
                 stacklevel=2,
             )

@@ -331,3 +331,35 @@ def test_dead_fractions_during_a_monitored_fit_measures_and_breaks_nothing():
     assert history.history["dead_fraction/alive"] == [pytest.approx(expected)] * 3
     assert monitor.last_window["alive"].element_count == len(X)
     assert "train_step" not in model.__dict__
+
+
+def test_tf_data_with_steps_per_epoch_counts_exactly_the_steps_run():
+    import tensorflow as tf
+
+    model = small_model()
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    dataset = tf.data.Dataset.from_tensor_slices((X, Y)).batch(16).repeat()
+    monitor = kd.DeadNeuronMonitor(log_dir=None, verbose=0)
+    model.fit(dataset, steps_per_epoch=3, epochs=2, verbose=0, callbacks=[monitor])
+    # Each epoch window saw 3 batches of 16 samples.
+    assert monitor.last_window["alive"].element_count == 48
+    assert monitor.last_window["dying"].dead_fraction == 1.0
+
+
+def test_activations_applied_inside_call_are_not_sites_and_are_said_so():
+    class Functional(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.linear = keras.layers.Dense(4)
+            self.head = keras.layers.Dense(1)
+
+        def call(self, inputs):
+            return self.head(keras.activations.relu(self.linear(inputs)))
+
+    model = Functional()
+    model.compile("sgd", "mse")
+    with pytest.warns(kd.DeadNeuronWarning, match="no ReLU-family site"):
+        history = model.fit(
+            X, Y, epochs=1, verbose=0, callbacks=[kd.DeadNeuronMonitor(log_dir=None)]
+        )
+    assert "dead_fraction" not in history.history
