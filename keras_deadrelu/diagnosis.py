@@ -150,10 +150,14 @@ class WeightSnapshots:
 
     def record_moves(self, layers_by_site: dict[str, Any], where: str) -> None:
         """Measures how far each site's weights moved in the window `where`
-        (call it before any fix changes the weights)."""
+        (call it before any fix changes the weights), and keeps the weights
+        now as the start of the next window (:meth:`take` again only if a
+        fix changed them)."""
         for name, layer in layers_by_site.items():
             before = self._parameters.get(name)
             now = _parameters(layer)
+            if now is not None:
+                self._parameters[name] = now
             if before is None or now is None or before.shape != now.shape:
                 continue
             norm = np.linalg.norm(before.astype(np.float64))

@@ -140,10 +140,6 @@ class SiteMeasurement:
         if self._probe is not None:
             self._probe.refresh()
 
-    def discard_window(self) -> None:
-        """Forgets what was counted so far (the next window starts now)."""
-        self.recorder.reset()
-
     def close_window(self) -> WindowStatistics:
         """Summarises the window that ends now and starts the next one.
 

@@ -409,11 +409,13 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
                 f"DeadNeuronMonitor {where}: dead {window.dead_fraction:.1%} ({parts})"
             )
         if self.fixes:
+            events_before = len(self.events)
             self._apply_fixes(window, step, where)
             for fix in self.fixes:
                 fix.observe(window)
-        # After the fixes, so that a revival does not read as a weight jump.
-        self._snapshots.take(self._incoming_layers)
+            if len(self.events) > events_before:
+                # Re-read after the fixes, so a revival does not read as a jump.
+                self._snapshots.take(self._incoming_layers)
         return window
 
     def _diagnose(

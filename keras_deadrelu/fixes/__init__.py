@@ -31,9 +31,6 @@ FIXES_BY_NAME = {
     "revive": ReviveUnits,
 }
 
-#: Names announced for a later release.
-PLANNED_FIXES: tuple[str, ...] = ()
-
 
 def resolve_fixes(fix: Any) -> list[Fix]:
     """Turns the monitor's `fix` argument into a list of fix objects."""
@@ -46,11 +43,6 @@ def resolve_fixes(fix: Any) -> list[Fix]:
             fixes.append(item)
         elif isinstance(item, str) and item in FIXES_BY_NAME:
             fixes.append(FIXES_BY_NAME[item]())
-        elif isinstance(item, str) and item in PLANNED_FIXES:
-            raise NotImplementedError(
-                f"fix={item!r} is not available in this version of keras-deadrelu. "
-                f"Available: {', '.join(repr(name) for name in FIXES_BY_NAME)}."
-            )
         else:
             known = ", ".join(repr(name) for name in FIXES_BY_NAME)
             raise ValueError(
