@@ -247,6 +247,8 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         self.sites: list[Site] = []
         self.events: list[FixEvent] = []
         self.diagnoses: list[tuple[int, str, Diagnosis]] = []
+        # The latest crossing message per site, shown with a fix's marker.
+        self._diagnosis_messages: dict[str, str] = {}
         self._incoming_layers: dict[str, Any] = {}
         self._snapshots = WeightSnapshots()
         self._windows_seen = 0
@@ -397,6 +399,7 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
                 f"{crossing_message(window[name], where, self.threshold)} {diagnosis}"
             )
             self.diagnoses.append((step, name, diagnosis))
+            self._diagnosis_messages[name] = message
             if self._sink is not None:
                 self._sink.write_text(step, "diagnosis", message)
             if self.verbose:
@@ -416,6 +419,10 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
             if len(self.events) > events_before:
                 # Re-read after the fixes, so a revival does not read as a jump.
                 self._snapshots.take(self._incoming_layers)
+                if self._sink is not None:
+                    self._sink.write_fix_events(
+                        step, self.events[events_before:], self._diagnosis_messages
+                    )
         return window
 
     def _diagnose(

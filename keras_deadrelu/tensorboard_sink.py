@@ -21,6 +21,8 @@ tag                             kind        value
 ``diagnosis``                   text        likely cause, at a threshold crossing
 ``fix_events``                  text        one line per action of a fix
 ``fix/<fix name>``              scalar      1.0 at the step where a fix acted
+``dead_neurons/...``            tensor      for the Dead Neurons dashboard (see
+                                            :mod:`.tensorboard_plugin.metadata`)
 ==============================  ==========  =====================================
 
 plus, once per sink, the monitor's settings as JSON text (``monitor_config``:
@@ -44,6 +46,8 @@ from tensorboard.plugins.histogram import metadata as histogram_metadata
 
 from keras_deadrelu.firing_rate_map import firing_rate_map
 from keras_deadrelu.fixes.events import FixEvent
+from keras_deadrelu.tensorboard_plugin import metadata as dashboard
+from keras_deadrelu.tensorboard_plugin import summaries as dashboard_summaries
 from keras_deadrelu.unit_statistics import WindowStatistics
 
 DEFAULT_RUN_NAME = "dead_neurons"
@@ -100,6 +104,34 @@ def _write_firing_rate_histogram(tag: str, firing_rates: np.ndarray) -> None:
             "unit was > 0), 20 buckets over [0, 1].",
         ),
     )
+
+
+_DASHBOARD_METADATA = {
+    dashboard.SITES_KIND: dashboard.summary_metadata(
+        dashboard.SITES_KIND, "Every site's units, dead, dormant and NaN counts."
+    ),
+    dashboard.UNITS_KIND: dashboard.summary_metadata(
+        dashboard.UNITS_KIND, "Per-unit firing rates (NaN for a NaN unit)."
+    ),
+    dashboard.FIX_EVENTS_KIND: dashboard.summary_metadata(
+        dashboard.FIX_EVENTS_KIND, "What the fixes did, with the diagnosis."
+    ),
+}
+
+
+def _write_dashboard_window(window: WindowStatistics) -> None:
+    """The Dead Neurons dashboard's data for one window (inside a writer)."""
+    tf.summary.write(
+        dashboard.SITES_TAG,
+        tf.constant(dashboard_summaries.sites_value(window)),
+        metadata=_DASHBOARD_METADATA[dashboard.SITES_KIND],
+    )
+    for site in window.sites:
+        tf.summary.write(
+            dashboard.units_tag(site.name),
+            tf.constant(dashboard_summaries.unit_rates_value(site)),
+            metadata=_DASHBOARD_METADATA[dashboard.UNITS_KIND],
+        )
 
 
 class TensorBoardSink:
@@ -169,6 +201,7 @@ class TensorBoardSink:
                 if site.activation_mean is not None:
                     tf.summary.scalar(f"selu_mean/{site.name}", site.activation_mean)
                     tf.summary.scalar(f"selu_std/{site.name}", site.activation_std)
+            _write_dashboard_window(window)
             if self.images:
                 image = firing_rate_map([site.firing_rate for site in window.sites])
                 tf.summary.image(
@@ -190,6 +223,23 @@ class TensorBoardSink:
         with self._get_writer().as_default(step=event.step):
             tf.summary.text("fix_events", event.message)
             tf.summary.scalar(f"fix/{event.fix}", 1.0)
+        self._writer.flush()
+
+    def write_fix_events(
+        self,
+        step: int,
+        events: list[FixEvent],
+        diagnoses: dict[str, str] | None = None,
+    ) -> None:
+        """Writes one window's fix actions for the dashboard's markers."""
+        if not events:
+            return
+        with self._get_writer().as_default(step=step):
+            tf.summary.write(
+                dashboard.FIX_EVENTS_TAG,
+                tf.constant(dashboard_summaries.fix_events_value(events, diagnoses)),
+                metadata=_DASHBOARD_METADATA[dashboard.FIX_EVENTS_KIND],
+            )
         self._writer.flush()
 
     def close(self) -> None:

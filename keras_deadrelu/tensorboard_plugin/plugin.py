@@ -1,0 +1,251 @@
+"""The Dead Neurons TensorBoard plugin: routes, validation and static files.
+
+Routes (under ``/data/plugin/dead_neurons/``), every answer JSON except the
+static files:
+
+====================================  =========================================
+route                                 answer
+====================================  =========================================
+``runs``                              the runs holding monitor data
+``overview?run=R[&max_windows=N]``    sites x windows dead fractions, the
+                                      model-wide line and the fix events
+``site?run=R&site=S[&max_windows=N]`` one site's figures and its units x
+                                      windows firing-rate map
+``index.js``, ``static/<file>``       the frontend, from the plugin's folder
+====================================  =========================================
+
+An unknown run, site, parameter or a bad ``max_windows`` is answered 400 with
+``{"error": ...}`` naming it. Data is read only through TensorBoard's data
+provider.
+"""
+
+from __future__ import annotations
+
+import os
+
+from tensorboard import plugin_util
+from tensorboard.backend import http_util
+from tensorboard.data import provider
+from tensorboard.plugins import base_plugin
+from werkzeug import wrappers
+
+from keras_deadrelu.tensorboard_plugin import metadata, reader
+
+STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+
+_CONTENT_TYPES = {
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".html": "text/html",
+    ".svg": "image/svg+xml",
+}
+
+
+def _static_files() -> dict[str, str]:
+    """``{file name: path}`` for the plain files directly in the static folder."""
+    files = {}
+    for name in sorted(os.listdir(STATIC_DIR)):
+        path = os.path.join(STATIC_DIR, name)
+        if os.path.isfile(path) and not os.path.islink(path):
+            files[name] = path
+    return files
+
+
+class BadRequest(ValueError):
+    """A request parameter the plugin cannot answer (sent back as 400)."""
+
+
+class DeadNeuronsPlugin(base_plugin.TBPlugin):
+    """The "Dead Neurons" tab: where and when units die, and what fixes did."""
+
+    plugin_name = metadata.PLUGIN_NAME
+
+    def __init__(self, context: base_plugin.TBContext):
+        self._data_provider = context.data_provider
+        hints = getattr(context, "sampling_hints", None) or {}
+        self._downsample = hints.get(metadata.PLUGIN_NAME) or metadata.DEFAULT_SAMPLES
+        self._static = _static_files()
+
+    # ---------------------------------------------------------- TBPlugin API
+    def get_plugin_apps(self):
+        return {
+            "/index.js": self._serve_index,
+            "/static/*": self._serve_static,
+            "/runs": self._serve_runs,
+            "/overview": self._serve_overview,
+            "/site": self._serve_site,
+        }
+
+    def is_active(self) -> bool:
+        return False  # active through data_plugin_names() when data exists
+
+    def data_plugin_names(self):
+        return (metadata.PLUGIN_NAME,)
+
+    def frontend_metadata(self):
+        return base_plugin.FrontendMetadata(
+            es_module_path="/index.js", tab_name="Dead Neurons"
+        )
+
+    # ---------------------------------------------------------------- static
+    def _static_response(self, request, name: str):
+        path = self._static.get(name)
+        if path is None:
+            return http_util.Respond(
+                request, {"error": f"no static file {name!r}"}, "application/json", 404
+            )
+        with open(path, "rb") as handle:
+            content = handle.read()
+        content_type = _CONTENT_TYPES.get(
+            os.path.splitext(name)[1], "application/octet-stream"
+        )
+        return http_util.Respond(request, content, content_type)
+
+    @wrappers.Request.application
+    def _serve_index(self, request):
+        return self._static_response(request, "index.js")
+
+    @wrappers.Request.application
+    def _serve_static(self, request):
+        prefix = f"/data/plugin/{metadata.PLUGIN_NAME}/static/"
+        path = request.path
+        name = path[path.find(prefix) + len(prefix) :] if prefix in path else ""
+        # Only a bare file name listed in the plugin's own static folder:
+        # "..", "/", "\\" and encoded variants never match a listed name.
+        return self._static_response(request, name)
+
+    # ------------------------------------------------------------------ data
+    def _runs(self, request) -> dict:
+        """``{run: {tag: TensorTimeSeries}}`` for the runs with monitor data."""
+        listing = self._data_provider.list_tensors(
+            plugin_util.context(request.environ),
+            experiment_id=plugin_util.experiment_id(request.environ),
+            plugin_name=metadata.PLUGIN_NAME,
+        )
+        return {run: tags for run, tags in listing.items() if metadata.SITES_TAG in tags}
+
+    def _read(self, request, run: str, tags: list[str]) -> dict:
+        data = self._data_provider.read_tensors(
+            plugin_util.context(request.environ),
+            experiment_id=plugin_util.experiment_id(request.environ),
+            plugin_name=metadata.PLUGIN_NAME,
+            downsample=self._downsample,
+            run_tag_filter=provider.RunTagFilter(runs=[run], tags=tags),
+        )
+        return data.get(run, {})
+
+    @staticmethod
+    def _arguments(request, allowed: tuple[str, ...]) -> dict[str, str]:
+        unknown = sorted(set(request.args) - set(allowed))
+        if unknown:
+            raise BadRequest(
+                f"unknown parameter {unknown[0]!r}; this route takes "
+                f"{', '.join(allowed)}"
+            )
+        for name in request.args:
+            if len(request.args.getlist(name)) > 1:
+                raise BadRequest(f"parameter {name!r} given more than once")
+        return dict(request.args.items())
+
+    def _run_argument(self, request, arguments: dict[str, str]) -> tuple[str, dict]:
+        run = arguments.get("run")
+        if run is None:
+            raise BadRequest("missing parameter 'run'")
+        runs = self._runs(request)
+        if run not in runs:
+            raise BadRequest(f"unknown run {run!r}: no Dead Neurons data in it")
+        return run, runs[run]
+
+    @staticmethod
+    def _max_windows(arguments: dict[str, str]) -> int:
+        value = arguments.get("max_windows")
+        if value is None:
+            return reader.DEFAULT_MAX_WINDOWS
+        try:
+            number = int(value)
+        except ValueError:
+            number = 0
+        if not 1 <= number <= reader.MAX_WINDOWS_LIMIT:
+            raise BadRequest(
+                f"max_windows must be an integer in [1, {reader.MAX_WINDOWS_LIMIT}], "
+                f"got {value!r}"
+            )
+        return number
+
+    def _json(self, request, answer):
+        try:
+            body = answer()
+        except BadRequest as error:
+            return http_util.Respond(
+                request, {"error": str(error)}, "application/json", code=400
+            )
+        return http_util.Respond(request, body, "application/json")
+
+    @wrappers.Request.application
+    def _serve_runs(self, request):
+        def answer():
+            self._arguments(request, ())
+            runs = self._runs(request)
+            return {
+                "runs": [
+                    {
+                        "run": run,
+                        "max_step": int(tags[metadata.SITES_TAG].max_step),
+                        "sites": sorted(
+                            tag[len(metadata.UNITS_TAG_PREFIX) :]
+                            for tag in tags
+                            if tag.startswith(metadata.UNITS_TAG_PREFIX)
+                        ),
+                        "has_fix_events": metadata.FIX_EVENTS_TAG in tags,
+                    }
+                    for run, tags in sorted(runs.items())
+                ]
+            }
+
+        return self._json(request, answer)
+
+    @wrappers.Request.application
+    def _serve_overview(self, request):
+        def answer():
+            arguments = self._arguments(request, ("run", "max_windows"))
+            run, _ = self._run_argument(request, arguments)
+            max_windows = self._max_windows(arguments)
+            data = self._read(
+                request, run, [metadata.SITES_TAG, metadata.FIX_EVENTS_TAG]
+            )
+            return reader.overview(
+                run,
+                data.get(metadata.SITES_TAG, []),
+                data.get(metadata.FIX_EVENTS_TAG, []),
+                max_windows,
+            )
+
+        return self._json(request, answer)
+
+    @wrappers.Request.application
+    def _serve_site(self, request):
+        def answer():
+            arguments = self._arguments(request, ("run", "site", "max_windows"))
+            run, tags = self._run_argument(request, arguments)
+            site = arguments.get("site")
+            if site is None:
+                raise BadRequest("missing parameter 'site'")
+            units_tag = metadata.units_tag(site)
+            if units_tag not in tags:
+                raise BadRequest(f"unknown site {site!r} in run {run!r}")
+            max_windows = self._max_windows(arguments)
+            data = self._read(
+                request,
+                run,
+                [metadata.SITES_TAG, metadata.FIX_EVENTS_TAG, units_tag],
+            )
+            return reader.site_detail(
+                run,
+                site,
+                data.get(metadata.SITES_TAG, []),
+                data.get(units_tag, []),
+                data.get(metadata.FIX_EVENTS_TAG, []),
+                max_windows,
+            )
+
+        return self._json(request, answer)
