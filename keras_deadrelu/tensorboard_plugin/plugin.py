@@ -122,7 +122,9 @@ class DeadNeuronsPlugin(base_plugin.TBPlugin):
             experiment_id=plugin_util.experiment_id(request.environ),
             plugin_name=metadata.PLUGIN_NAME,
         )
-        return {run: tags for run, tags in listing.items() if metadata.SITES_TAG in tags}
+        return {
+            run: tags for run, tags in listing.items() if metadata.SITES_TAG in tags
+        }
 
     def _read(self, request, run: str, tags: list[str]) -> dict:
         data = self._data_provider.read_tensors(

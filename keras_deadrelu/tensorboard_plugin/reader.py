@@ -159,7 +159,9 @@ def overview(
             for name in names
         ],
         "steps": [windows[group[-1]][0] for group in groups],
-        "step_ranges": [[windows[group[0]][0], windows[group[-1]][0]] for group in groups],
+        "step_ranges": [
+            [windows[group[0]][0], windows[group[-1]][0]] for group in groups
+        ],
         "windows": len(windows),
         "downsampled": len(groups) < len(windows),
         "dead_fraction": dead_fraction,
@@ -238,4 +240,3 @@ def site_detail(
             event for event in decode_fix_events(fix_series) if event["site"] == site
         ],
     }
-
