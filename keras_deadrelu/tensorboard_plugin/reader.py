@@ -57,7 +57,8 @@ def _decode_rows(series: Sequence[Any]) -> list[tuple[int, dict[str, list]]]:
             for row in rows
             if isinstance(row, list) and len(row) == len(SITE_COLUMNS)
         }
-        windows.append((int(datum.step), parsed))
+        if parsed:
+            windows.append((int(datum.step), parsed))
     return windows
 
 

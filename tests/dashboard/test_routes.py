@@ -1,0 +1,205 @@
+"""The plugin's routes, in TensorBoard's own WSGI app, over a real fit's logs.
+
+Every figure is checked against what the monitor wrote through a different
+path (its scalar, histogram and text summaries, read back from disk) or
+against the monitor's own record of its fixes.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from event_files import read_run, scalar_series
+
+from dashboard.logs import EPOCHS, SITES, write_runs
+from dashboard.wsgi_app import PLUGIN_ROUTE, tensorboard_client
+from keras_deadrelu.tensorboard_plugin import metadata, plugin
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory):
+    log_dir = tmp_path_factory.mktemp("dashboard_logs")
+    monitors = write_runs(str(log_dir))
+    return str(log_dir), monitors
+
+
+@pytest.fixture(scope="module")
+def client(logs):
+    return tensorboard_client(logs[0])
+
+
+def get_json(client, route, status=200):
+    response = client.get(PLUGIN_ROUTE + route)
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    return response.get_json()
+
+
+def test_tab_is_listed_and_active(client):
+    listing = client.get("/data/plugins_listing").get_json()[metadata.PLUGIN_NAME]
+    assert listing["enabled"] is True
+    assert listing["tab_name"] == "Dead Neurons"
+    assert listing["loading_mechanism"] == {
+        "type": "IFRAME",
+        "module_path": "/data/plugin/dead_neurons/index.js",
+    }
+
+
+def test_tab_is_inactive_without_monitor_data(tmp_path):
+    import tensorflow as tf
+
+    with tf.summary.create_file_writer(str(tmp_path / "train")).as_default():
+        tf.summary.scalar("loss", 1.0, step=0)
+    listing = tensorboard_client(tmp_path).get("/data/plugins_listing").get_json()
+    assert listing[metadata.PLUGIN_NAME]["enabled"] is False
+
+
+def test_runs(client):
+    runs = get_json(client, "runs")["runs"]
+    assert [run["run"] for run in runs] == ["no_fix", "revive"]
+    for run in runs:
+        assert run["sites"] == sorted(SITES)
+        assert run["max_step"] == EPOCHS - 1
+    assert [run["has_fix_events"] for run in runs] == [False, True]
+
+
+@pytest.mark.parametrize("run", ["no_fix", "revive"])
+def test_overview_matches_the_scalars_on_disk(client, logs, run):
+    view = get_json(client, f"overview?run={run}")
+    records = read_run(os.path.join(logs[0], run))
+    assert [site["name"] for site in view["sites"]] == list(SITES)  # model order
+    assert view["steps"] == list(range(EPOCHS))
+    assert view["windows"] == EPOCHS and not view["downsampled"]
+    for index, site in enumerate(SITES):
+        scalars = scalar_series(records, f"dead_fraction/{site}")
+        assert [step for step, _ in scalars] == view["steps"]
+        np.testing.assert_allclose(
+            view["dead_fraction"][index], [v for _, v in scalars], atol=1e-6
+        )
+        dead = np.asarray(view["dead"][index])
+        units = np.asarray(view["units"][index])
+        np.testing.assert_allclose(dead / units, view["dead_fraction"][index])
+    np.testing.assert_allclose(
+        view["model_dead_fraction"],
+        [v for _, v in scalar_series(records, "dead_fraction")],
+        atol=1e-6,
+    )
+
+
+def test_fix_events_match_the_monitor_and_carry_the_diagnosis(client, logs):
+    monitor = logs[1]["revive"]
+    assert monitor.events, "the revive run must have acted"
+    view = get_json(client, "overview?run=revive")
+    assert [
+        (e["step"], e["site"], e["fix"], e["message"]) for e in view["fix_events"]
+    ] == [(e.step, e.site, e.fix, e.message) for e in monitor.events]
+    records = read_run(os.path.join(logs[0], "revive"))
+    diagnosis_texts = {value.item().decode() for _, value, _ in records["diagnosis"]}
+    for event in view["fix_events"]:
+        assert event["diagnosis"] in diagnosis_texts
+        assert event["site"] in event["diagnosis"]
+    assert get_json(client, "overview?run=no_fix")["fix_events"] == []
+
+
+@pytest.mark.parametrize("site", SITES)
+def test_site_detail_matches_histograms_and_scalars(client, logs, site):
+    detail = get_json(client, f"site?run=revive&site={site}")
+    records = read_run(os.path.join(logs[0], "revive"))
+    assert detail["site"] == site and detail["steps"] == list(range(EPOCHS))
+    rates = np.array(detail["unit_rates"], dtype=np.float64)  # None -> nan
+    assert rates.shape == (detail["units"], EPOCHS)
+    histograms = records[f"firing_rate/{site}"]
+    for column, (step, buckets, _) in enumerate(histograms):
+        assert detail["unit_steps"][column] == step
+        finite = rates[:, column][np.isfinite(rates[:, column])]
+        counts, _ = np.histogram(finite, bins=20, range=(0.0, 1.0))
+        # Rates are k/256 here: rounding to 4 decimals crosses no bucket edge.
+        np.testing.assert_array_equal(counts, buckets[:, 2])
+        assert detail["dead"][column] == int((finite == 0).sum())
+    for name, tag in (("dormant", "dormant_fraction"), ("nan", "nan_units")):
+        scalars = [v for _, v in scalar_series(records, f"{tag}/{site}")]
+        figures = np.asarray(detail[name], dtype=float)
+        if name == "dormant":
+            figures = figures / detail["units"]
+        np.testing.assert_allclose(figures, scalars, atol=1e-6)
+    if site == "s1":
+        for name in ("selu_mean", "selu_std"):
+            scalars = [v for _, v in scalar_series(records, f"{name}/{site}")]
+            np.testing.assert_allclose(detail[name], scalars, rtol=1e-5, atol=1e-6)
+    else:
+        assert detail["selu_mean"] == [None] * EPOCHS
+    assert [e["site"] for e in detail["fix_events"]] == [
+        e.site for e in logs[1]["revive"].events if e.site == site
+    ]
+
+
+def test_max_windows_downsamples_to_the_worst_window(client):
+    full = get_json(client, "overview?run=revive")
+    half = get_json(client, "overview?run=revive&max_windows=2")
+    assert half["downsampled"] and len(half["steps"]) == 2
+    assert half["step_ranges"] == [[0, 1], [2, 3]]
+    for full_row, half_row in zip(
+        full["dead_fraction"], half["dead_fraction"], strict=True
+    ):
+        assert half_row == [max(full_row[:2]), max(full_row[2:])]
+
+
+@pytest.mark.parametrize(
+    "route, message",
+    [
+        ("overview", "missing parameter 'run'"),
+        ("overview?run=nope", "unknown run 'nope'"),
+        ("overview?run=..%2Fno_fix", "unknown run '../no_fix'"),
+        ("overview?run=revive&tag=x", "unknown parameter 'tag'"),
+        ("overview?run=revive&run=no_fix", "parameter 'run' given more than once"),
+        ("overview?run=revive&max_windows=0", "max_windows must be an integer"),
+        ("overview?run=revive&max_windows=abc", "got 'abc'"),
+        ("overview?run=revive&max_windows=10001", "got '10001'"),
+        ("site?run=revive", "missing parameter 'site'"),
+        ("site?run=revive&site=nope", "unknown site 'nope' in run 'revive'"),
+        ("site?run=nope&site=h1", "unknown run 'nope'"),
+        ("site?run=revive&site=h1&unit=3", "unknown parameter 'unit'"),
+        ("runs?run=revive", "unknown parameter 'run'"),
+    ],
+)
+def test_bad_parameters_get_400_naming_them(client, route, message):
+    answer = get_json(client, route, status=400)
+    assert message in answer["error"]
+
+
+def test_frontend_is_served_from_the_plugin_folder(client):
+    response = client.get(PLUGIN_ROUTE + "index.js")
+    assert response.status_code == 200
+    assert response.mimetype == "text/javascript"
+    with open(os.path.join(plugin.STATIC_DIR, "index.js"), "rb") as handle:
+        assert response.get_data() == handle.read()
+    assert "export function render" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "static/../plugin.py",
+        "static/..%2Fplugin.py",
+        "static/%2e%2e/plugin.py",
+        "static/%2E%2E%2Fplugin.py",
+        "static/..%5Cplugin.py",
+        "static/../../__init__.py",
+        "static/../../../../../../etc/passwd",
+        "static/%2Fetc%2Fpasswd",
+        "static//etc/passwd",
+        "static/",
+        "static/.",
+        "static/nonexistent.js",
+        "plugin.py",
+        "../plugin.py",
+        "index.js/../plugin.py",
+    ],
+)
+def test_path_traversal_is_refused(client, path):
+    response = client.get(PLUGIN_ROUTE + path)
+    assert response.status_code in (400, 404), path
+    body = response.get_data(as_text=True)
+    assert "DeadNeuronsPlugin" not in body and "root:" not in body
