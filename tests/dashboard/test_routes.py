@@ -203,3 +203,28 @@ def test_path_traversal_is_refused(client, path):
     assert response.status_code in (400, 404), path
     body = response.get_data(as_text=True)
     assert "DeadNeuronsPlugin" not in body and "root:" not in body
+
+
+def test_same_answers_from_tensorboards_rust_data_server(client, logs):
+    """``tensorboard``'s default (--load_fast) reads through the Rust server."""
+    import time
+
+    from werkzeug import test as werkzeug_test
+    from werkzeug import wrappers
+
+    from keras_deadrelu.tensorboard_plugin.wsgi import tensorboard_wsgi_app
+
+    fast = werkzeug_test.Client(
+        tensorboard_wsgi_app(logs[0], fast_loading=True), wrappers.Response
+    )
+    expected = get_json(client, "overview?run=revive")
+    deadline = time.monotonic() + 60
+    while True:
+        response = fast.get(PLUGIN_ROUTE + "overview?run=revive")
+        if response.status_code == 200 and response.get_json() == expected:
+            break
+        assert time.monotonic() < deadline, response.get_data(as_text=True)
+        time.sleep(0.5)
+    assert get_json(fast, "site?run=revive&site=h1") == get_json(
+        client, "site?run=revive&site=h1"
+    )
