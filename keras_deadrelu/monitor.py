@@ -27,6 +27,7 @@ from keras_deadrelu.fixes.lower_learning_rate import current_learning_rate
 from keras_deadrelu.layer_graph import incoming_layer
 from keras_deadrelu.measurement import SiteMeasurement
 from keras_deadrelu.probe import as_batches, first_batch
+from keras_deadrelu.resume_state import read_states, state_for_epoch, write_states
 from keras_deadrelu.sites import Site, find_sites, select_sites
 from keras_deadrelu.tensorboard_sink import DEFAULT_RUN_NAME, TensorBoardSink
 from keras_deadrelu.threshold_alerts import (
@@ -46,6 +47,23 @@ def _check_log_dir(log_dir: Any) -> str | None:
             f"Received: log_dir={log_dir!r}"
         )
     return os.fspath(log_dir)
+
+
+def _check_backup_dir(backup_dir: Any) -> str | None:
+    if backup_dir is None:
+        return None
+    if not isinstance(backup_dir, (str, os.PathLike)) or not os.fspath(backup_dir):
+        raise TypeError(
+            "Argument `backup_dir` must be a folder path (str or os.PathLike), the "
+            f"one given to BackupAndRestore, or None. Received: backup_dir="
+            f"{backup_dir!r}"
+        )
+    if os.path.exists(backup_dir) and not os.path.isdir(backup_dir):
+        raise ValueError(
+            f"Argument `backup_dir` must be a directory, but {backup_dir!r} is a "
+            f"file. Received: backup_dir={backup_dir!r}"
+        )
+    return os.fspath(backup_dir)
 
 
 def _prepare_run_dir(log_dir: str, run_dir: str) -> None:
@@ -159,6 +177,12 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         run_name: run folder under `log_dir` (default ``"dead_neurons"``).
         histograms: write per-site firing-rate histograms.
         images: write the firing-rate map image.
+        backup_dir: the ``backup_dir`` of the ``keras.callbacks.BackupAndRestore``
+            in the same ``fit``. The monitor saves what only lives in Python
+            (swapped activations, alerts, cooldowns, its record of fixes and
+            its step numbering) there at each window, and a new monitor
+            restores it when the interrupted ``fit`` resumes (see
+            :mod:`keras_deadrelu.resume_state`).
 
     Example:
 
@@ -194,6 +218,7 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         run_name: str = DEFAULT_RUN_NAME,
         histograms: bool = True,
         images: bool = True,
+        backup_dir: str | os.PathLike | None = None,
     ):
         super().__init__()
         self.log_dir = _check_log_dir(log_dir)
@@ -243,6 +268,7 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
             )
         self.histograms = bool(histograms)
         self.images = bool(images)
+        self.backup_dir = _check_backup_dir(backup_dir)
 
         self.sites: list[Site] = []
         self.events: list[FixEvent] = []
@@ -264,6 +290,10 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         self._last_batch = -1
         self._steps_in_window = 0
         self._window_closed_this_epoch = False
+        self._first_epoch_of_fit = False
+        self._states: list[dict] = []
+        self._last_written_step: int | None = None
+        self._skip_writes_until: int | None = None
 
     # ----------------------------------------------------------------- setup
     def on_train_begin(self, logs=None):
@@ -317,13 +347,10 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
             for site in sites
             if (layer := incoming_layer(site)) is not None
         }
-        self._snapshots = WeightSnapshots()
-        self._snapshots.take(self._incoming_layers)
         self._epoch_step_offset = None
-        optimizer = getattr(self.model, "optimizer", None)
-        iterations = getattr(optimizer, "iterations", None)
-        self._global_step = int(iterations.numpy()) if iterations is not None else 0
-        self._steps_in_window = 0
+        # The rest waits for the first epoch: BackupAndRestore loads weights
+        # and the iteration count in its on_train_begin, maybe after this one.
+        self._first_epoch_of_fit = True
 
     def on_train_end(self, logs=None):
         leftover = self.freq != "epoch" and self._steps_in_window > 0
@@ -350,11 +377,29 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
 
     # --------------------------------------------------------------- windows
     def on_epoch_begin(self, epoch, logs=None):
+        if self._first_epoch_of_fit and self._measurement is not None:
+            self._first_epoch_of_fit = False
+            self._begin_fit(epoch)
         if self._epoch_step_offset is None:
             self._epoch_step_offset = max(self._next_epoch_step, epoch) - epoch
         self._last_batch = -1
         self._window_closed_this_epoch = False
         self._epoch = epoch
+
+    def _begin_fit(self, epoch: int) -> None:
+        """Reads what the weights say at the first epoch of a fit, after every
+        callback's on_train_begin (BackupAndRestore's included)."""
+        if self.backup_dir is not None and self._windows_seen == 0:
+            self._restore_state(epoch)
+        self._snapshots = WeightSnapshots()
+        self._snapshots.take(self._incoming_layers)
+        optimizer = getattr(self.model, "optimizer", None)
+        iterations = getattr(optimizer, "iterations", None)
+        self._global_step = int(iterations.numpy()) if iterations is not None else 0
+        # Step windows stay aligned on multiples of `freq` across fits.
+        self._steps_in_window = (
+            self._global_step % self.freq if self.freq != "epoch" else 0
+        )
 
     def _on_train_batch_end_with_windows(self, batch, logs=None):
         if self._measurement is None:
@@ -364,7 +409,9 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         self._global_step += steps
         self._steps_in_window += steps
         if self._steps_in_window >= self.freq:
-            self._finish_window(self._global_step, f"step {self._global_step}")
+            self._finish_window(
+                self._global_step, f"step {self._global_step}", resume_epoch=self._epoch
+            )
             self._window_closed_this_epoch = True
 
     def on_epoch_end(self, epoch, logs=None):
@@ -373,24 +420,40 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         if self.freq == "epoch":
             step = epoch + (self._epoch_step_offset or 0)
             self._next_epoch_step = step + 1
-            window = self._finish_window(step, f"epoch {epoch + 1}")
+            window = self._finish_window(
+                step, f"epoch {epoch + 1}", resume_epoch=epoch + 1
+            )
         elif self._window_closed_this_epoch:
             window = self.last_window
         else:
-            window = self._finish_window(self._global_step, f"step {self._global_step}")
+            window = self._finish_window(
+                self._global_step, f"step {self._global_step}", resume_epoch=epoch + 1
+            )
         if logs is not None and window is not None:
             for name, fraction in window.dead_fractions().items():
                 logs[f"dead_fraction/{name}"] = fraction
             if window.sites:
                 logs["dead_fraction"] = window.dead_fraction
 
-    def _finish_window(self, step: int, where: str) -> WindowStatistics:
+    def _sink_for(self, step: int) -> TensorBoardSink | None:
+        """The sink, unless `step` was written before a restart (no duplicates)."""
+        if self._skip_writes_until is not None and step <= self._skip_writes_until:
+            return None
+        return self._sink
+
+    def _finish_window(
+        self, step: int, where: str, resume_epoch: int | None = None
+    ) -> WindowStatistics:
+        """Closes a window: statistics, TensorBoard, alerts, fixes, and (with
+        `backup_dir`) the state a fit resuming at `resume_epoch` restores."""
         window = self._measurement.close_window()
         self._steps_in_window = 0
         self.last_window = window
         self._windows_seen += 1
-        if self._sink is not None:
-            self._sink.write_window(step, window, self._learning_rate())
+        sink = self._sink_for(step)
+        if sink is not None:
+            sink.write_window(step, window, self._learning_rate())
+            self._last_written_step = step
         learning_rate = self._learning_rate()
         self._snapshots.record_moves(self._incoming_layers, where)
         for name in self._alerts.crossed(window.dead_fractions()):
@@ -400,8 +463,8 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
             )
             self.diagnoses.append((step, name, diagnosis))
             self._diagnosis_messages[name] = message
-            if self._sink is not None:
-                self._sink.write_text(step, "diagnosis", message)
+            if sink is not None:
+                sink.write_text(step, "diagnosis", message)
             if self.verbose:
                 warnings.warn(message, DeadNeuronWarning, stacklevel=3)
         if self.verbose >= 2:
@@ -419,11 +482,69 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
             if len(self.events) > events_before:
                 # Re-read after the fixes, so a revival does not read as a jump.
                 self._snapshots.take(self._incoming_layers)
-                if self._sink is not None:
-                    self._sink.write_fix_events(
+                if sink is not None:
+                    sink.write_fix_events(
                         step, self.events[events_before:], self._diagnosis_messages
                     )
+        if self.backup_dir is not None and resume_epoch is not None:
+            self._save_state(resume_epoch, step)
         return window
+
+    # ---------------------------------------------------------------- resume
+    def _save_state(self, resume_epoch: int, step: int) -> None:
+        """Saves what a new monitor needs to go on after a restart."""
+        self._states.append(
+            {
+                "resume_epoch": resume_epoch,
+                "step": step,
+                "next_epoch_step": self._next_epoch_step,
+                "last_written_step": self._last_written_step,
+                "windows_seen": self._windows_seen,
+                "cooldown_until": [
+                    [index, name, until]
+                    for (index, name), until in self._cooldown_until.items()
+                ],
+                "above_threshold": sorted(self._alerts.above),
+                "diagnosis_messages": dict(self._diagnosis_messages),
+                "diagnoses": [
+                    [at, name, d.cause, d.evidence, d.advice]
+                    for at, name, d in self.diagnoses
+                ],
+                "events": [event.as_json_dict() for event in self.events],
+                "fixes": [
+                    {"name": fix.name, "state": fix.state()} for fix in self.fixes
+                ],
+            }
+        )
+        write_states(os.fspath(self.backup_dir), self._states)
+
+    def _restore_state(self, epoch: int) -> None:
+        """Takes back the state saved before a restart, for a fit at `epoch`."""
+        states = read_states(os.fspath(self.backup_dir))
+        state = state_for_epoch(states, epoch)
+        if state is None:
+            return
+        self._states = states[: states.index(state) + 1]
+        written = [s["last_written_step"] for s in states if s["last_written_step"]]
+        self._skip_writes_until = max(written) if written else None
+        self._last_written_step = self._skip_writes_until
+        self._next_epoch_step = state["next_epoch_step"]
+        self._windows_seen = state["windows_seen"]
+        self._cooldown_until = {
+            (index, name): until for index, name, until in state["cooldown_until"]
+        }
+        self._alerts.above = state["above_threshold"]
+        self._diagnosis_messages = dict(state["diagnosis_messages"])
+        self.diagnoses = [
+            (at, name, Diagnosis(cause, evidence, advice))
+            for at, name, cause, evidence, advice in state["diagnoses"]
+        ]
+        self.events = [FixEvent(**event) for event in state["events"]]
+        sites = {site.name: site for site in self.sites}
+        for fix, saved in zip(self.fixes, state["fixes"], strict=False):
+            if fix.name == saved["name"]:
+                fix.restore(self.model, sites, saved["state"])
+        self._measurement.refresh()
 
     def _diagnose(
         self, statistics: SiteStatistics, where: str, learning_rate: float | None
@@ -506,8 +627,9 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
                 )
                 self.events.append(event)
                 self._measurement.refresh()
-                if self._sink is not None:
-                    self._sink.write_event(event)
+                sink = self._sink_for(step)
+                if sink is not None:
+                    sink.write_event(event)
                 if self.verbose:
                     warnings.warn(message, DeadNeuronWarning, stacklevel=4)
                 if fix.model_wide:

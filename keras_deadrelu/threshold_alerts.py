@@ -27,6 +27,15 @@ class ThresholdAlerts:
         self.threshold = threshold
         self._above: set[str] = set()
 
+    @property
+    def above(self) -> set[str]:
+        """The sites at or above the threshold at the last window."""
+        return set(self._above)
+
+    @above.setter
+    def above(self, names) -> None:
+        self._above = set(names)
+
     def crossed(self, dead_fractions: dict[str, float]) -> list[str]:
         """Returns the sites that crossed the threshold at this window."""
         crossed = []

@@ -40,6 +40,17 @@ class Fix:
     def observe(self, window: WindowStatistics) -> None:
         """Sees every window's statistics, after the fixes acted (no-op here)."""
 
+    def state(self) -> dict[str, Any]:
+        """What the fix must remember across a restart (JSON-friendly).
+
+        Saved by ``DeadNeuronMonitor(backup_dir=...)``; weights and optimizer
+        variables are ``BackupAndRestore``'s business, not the fix's.
+        """
+        return {}
+
+    def restore(self, model: Any, sites: dict[str, Site], state: dict) -> None:
+        """Takes back a :meth:`state` on a model rebuilt after a restart."""
+
     def get_config(self) -> dict[str, Any]:
         return {"cooldown": self.cooldown}
 

@@ -66,6 +66,7 @@ class LowerLearningRate(Fix):
         self.min_lr = check_number("min_lr", min_lr, minimum=0)
         self._acted_for: set[str] = set()
         self._previous_dead_fraction: dict[str, float] = {}
+        self._model_schedule: Any = None  # the ScaledSchedule this fix set, if any
 
     def check_model(self, model: Any) -> None:
         optimizer = _innermost(getattr(model, "optimizer", None))
@@ -104,6 +105,7 @@ class LowerLearningRate(Fix):
             else:
                 inner, scale = schedule, self.factor
             optimizer.learning_rate = ScaledSchedule(inner, scale, self.min_lr)
+            self._model_schedule = optimizer._learning_rate
             model.make_train_function(force=True)
         else:
             optimizer.learning_rate = max(before * self.factor, self.min_lr)
@@ -113,6 +115,31 @@ class LowerLearningRate(Fix):
     def observe(self, window: WindowStatistics) -> None:
         for site in window.sites:
             self._previous_dead_fraction[site.name] = site.dead_fraction
+
+    def state(self) -> dict[str, Any]:
+        """Its memory, and a schedule's scale (a float learning rate is an
+        optimizer variable: ``BackupAndRestore`` restores it)."""
+        scale = getattr(self._model_schedule, "scale", None)
+        return {
+            "acted_for": sorted(self._acted_for),
+            "previous_dead_fraction": dict(self._previous_dead_fraction),
+            "schedule_scale": scale,
+        }
+
+    def restore(self, model: Any, sites: dict[str, Site], state: dict) -> None:
+        self._acted_for = set(state.get("acted_for", []))
+        self._previous_dead_fraction = dict(state.get("previous_dead_fraction", {}))
+        scale = state.get("schedule_scale")
+        optimizer = _innermost(model.optimizer)
+        schedule = optimizer._learning_rate
+        if scale is not None and isinstance(
+            schedule, keras.optimizers.schedules.LearningRateSchedule
+        ):
+            if isinstance(schedule, ScaledSchedule):
+                schedule = schedule.schedule
+            optimizer.learning_rate = ScaledSchedule(schedule, scale, self.min_lr)
+            model.make_train_function(force=True)
+        self._model_schedule = optimizer._learning_rate
 
     def get_config(self) -> dict[str, Any]:
         return {"factor": self.factor, "min_lr": self.min_lr, "cooldown": self.cooldown}

@@ -52,9 +52,30 @@ class SwapToLeakyReLU(Fix):
         self.negative_slope = check_number(
             "negative_slope", negative_slope, minimum=0, minimum_inclusive=False
         )
+        # Site name -> slope, for every site this fix swapped.
+        self._swapped: dict[str, float] = {}
 
     def apply(
         self, model: Any, site: Site, statistics: SiteStatistics
+    ) -> tuple[Any, Any, str] | None:
+        result = self._swap(model, site, self.negative_slope)
+        if result is not None:
+            self._swapped[site.name] = self.negative_slope
+        return result
+
+    def state(self) -> dict[str, Any]:
+        return {"swapped": dict(self._swapped)}
+
+    def restore(self, model: Any, sites: dict[str, Site], state: dict) -> None:
+        """Swaps again the sites swapped before the restart (the activation is
+        Python state: ``BackupAndRestore`` does not save it)."""
+        for name, slope in state.get("swapped", {}).items():
+            if name in sites:
+                self._swap(model, sites[name], float(slope))
+                self._swapped[name] = float(slope)
+
+    def _swap(
+        self, model: Any, site: Site, slope: float
     ) -> tuple[Any, Any, str] | None:
         from keras_deadrelu.layers import LeakyReLU as DeadReluLeakyReLU
 
@@ -63,26 +84,26 @@ class SwapToLeakyReLU(Fix):
             before = layer.negative_slope
             if before > 0:
                 return None
-            layer.set_negative_slope(self.negative_slope)
-            return before, self.negative_slope, "slope variable set, no retrace"
+            layer.set_negative_slope(slope)
+            return before, slope, "slope variable set, no retrace"
         if layer_kind(layer) not in SWAPPABLE_KINDS:
             return None
         if isinstance(layer, keras.layers.ReLU):
             before = float(layer.negative_slope)
             if before > 0:
                 return None
-            layer.negative_slope = self.negative_slope
+            layer.negative_slope = slope
             rebuild_compiled_functions(model)
-            return before, self.negative_slope, "ReLU layer given a negative slope"
+            return before, slope, "ReLU layer given a negative slope"
         if isinstance(layer, keras.layers.LeakyReLU):
             return None
         activation = getattr(layer, "activation", None)
         if activation is None or isinstance(activation, LeakyReLUActivation):
             return None
         before = getattr(activation, "__name__", repr(activation))
-        layer.activation = LeakyReLUActivation(self.negative_slope)
+        layer.activation = LeakyReLUActivation(slope)
         rebuild_compiled_functions(model)
-        return before, f"leaky_relu({self.negative_slope:g})", "activation swapped"
+        return before, f"leaky_relu({slope:g})", "activation swapped"
 
     def get_config(self) -> dict[str, Any]:
         return {"negative_slope": self.negative_slope, "cooldown": self.cooldown}

@@ -59,19 +59,6 @@ def unit_rates_value(site: SiteStatistics) -> np.ndarray:
     return np.asarray(site.firing_rate, dtype=np.float32).reshape(-1)
 
 
-def _plain(value):
-    """A JSON-friendly copy of a fix's before/after figure."""
-    if isinstance(value, (bool, int, str)) or value is None:
-        return value
-    if isinstance(value, float):
-        return value if np.isfinite(value) else None
-    if isinstance(value, np.generic):
-        return _plain(value.item())
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    return str(value)
-
-
 def fix_events_value(
     events: Iterable[FixEvent], diagnoses: Mapping[str, str] | None = None
 ) -> str:
@@ -83,17 +70,7 @@ def fix_events_value(
     diagnoses = diagnoses or {}
     return json.dumps(
         [
-            {
-                "step": int(event.step),
-                "epoch": int(event.epoch),
-                "site": event.site,
-                "fix": event.fix,
-                "before": _plain(event.before),
-                "after": _plain(event.after),
-                "dead_fraction": float(event.dead_fraction),
-                "message": event.message,
-                "diagnosis": diagnoses.get(event.site),
-            }
+            {**event.as_json_dict(), "diagnosis": diagnoses.get(event.site)}
             for event in events
         ]
     )

@@ -1,0 +1,189 @@
+"""Interrupted and resumed fits with BackupAndRestore: nothing lost, nothing twice.
+
+A "restart" here builds a fresh model and a fresh monitor, as a new process
+would; only the files on disk (BackupAndRestore's and the monitor's state in
+the same folder, and the event files) carry over.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+from dying_models import X, Y, mlp
+from event_files import read_run, scalar_series
+
+import keras_deadrelu as kd
+from keras_deadrelu.fixes import LeakyReLUActivation, ScaledSchedule
+from keras_deadrelu.resume_state import STATE_FILE
+from keras_deadrelu.tensorboard_plugin import metadata
+
+EPOCHS = 6
+BATCHES_PER_EPOCH = len(X) // 64  # 8
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Raises in the middle of `epoch`, as a killed process would stop."""
+
+    def __init__(self, epoch: int, batch: int):
+        super().__init__()
+        self.at = (epoch, batch)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.epoch, batch) == self.at:
+            raise KeyboardInterrupt("simulated interruption")
+
+
+class ActivationAtEpochBegin(keras.callbacks.Callback):
+    """Records h1's activation and the learning rate as each epoch begins
+    (after the monitor's hook)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = {}
+        self.learning_rate = {}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.seen[epoch] = type(self.model.get_layer("h1").activation)
+        rate = self.model.optimizer.learning_rate
+        self.learning_rate[epoch] = float(keras.ops.convert_to_numpy(rate))
+
+
+def run(folder, *, interrupt=None, monitor_first=False, optimizer=None, **kwargs):
+    """One (possibly interrupted) fit of a fresh model and a fresh monitor."""
+    model = mlp(optimizer or keras.optimizers.SGD(0.01), bias=-5.0)
+    backup = os.path.join(folder, "backup")
+    monitor = kd.DeadNeuronMonitor(
+        os.path.join(folder, "logs"), verbose=0, backup_dir=backup, **kwargs
+    )
+    restore = keras.callbacks.BackupAndRestore(backup)
+    probe = ActivationAtEpochBegin()
+    callbacks = [monitor, restore] if monitor_first else [restore, monitor]
+    callbacks.append(probe)
+    if interrupt is not None:
+        callbacks.append(Interrupt(*interrupt))
+    try:
+        model.fit(X, Y, epochs=EPOCHS, batch_size=64, verbose=0, callbacks=callbacks)
+    except KeyboardInterrupt:
+        monitor.detach()
+    return model, monitor, probe
+
+
+@pytest.mark.parametrize("monitor_first", [False, True])
+def test_swapped_layer_stays_leaky_and_numbering_goes_on(tmp_path, monitor_first):
+    _, before, _ = run(
+        tmp_path, interrupt=(3, 2), monitor_first=monitor_first, fix="leaky_relu"
+    )
+    swaps = [(e.step, e.site) for e in before.events]
+    assert ("h1" in dict(map(reversed, swaps))) and all(s < 3 for s, _ in swaps)
+    model, after, probe = run(tmp_path, monitor_first=monitor_first, fix="leaky_relu")
+    # Resumed at epoch 3, with h1 already leaky before its first step.
+    assert sorted(probe.seen) == [3, 4, 5]
+    assert probe.seen[3] is LeakyReLUActivation
+    assert isinstance(model.get_layer("h1").activation, LeakyReLUActivation)
+    # The record goes on: the same swaps, none repeated.
+    assert [(e.step, e.site) for e in after.events] == swaps
+    assert [(s, n) for s, n, _ in after.diagnoses] == [
+        (s, n) for s, n, _ in before.diagnoses
+    ]
+    # TensorBoard: every epoch exactly once, stock scalars and dashboard alike.
+    records = read_run(os.path.join(tmp_path, "logs", "dead_neurons"))
+    assert [s for s, _ in scalar_series(records, "dead_fraction")] == list(range(6))
+    assert [s for s, _, _ in records[metadata.SITES_TAG]] == list(range(6))
+    fix_steps = [s for s, _, _ in records[metadata.FIX_EVENTS_TAG]]
+    assert fix_steps == sorted({s for s, _ in swaps})
+    # BackupAndRestore removes its folder after a completed fit, state included.
+    assert not os.path.exists(os.path.join(tmp_path, "backup"))
+
+
+def test_step_windows_resume_aligned_without_duplicates(tmp_path):
+    # Windows of 5 steps; BackupAndRestore saves per epoch (every 8 steps), so
+    # the resumed fit repeats steps 25-27, whose window (25) was written.
+    run(tmp_path, interrupt=(3, 2), freq=5)
+    _, after, _ = run(tmp_path, freq=5)
+    records = read_run(os.path.join(tmp_path, "logs", "dead_neurons"))
+    steps = [s for s, _ in scalar_series(records, "dead_fraction")]
+    total = EPOCHS * BATCHES_PER_EPOCH
+    assert steps == [*range(5, total, 5), total]  # ..., 45, then the last 3 steps
+
+
+def test_schedule_scale_survives_a_restart(tmp_path):
+    def schedule_optimizer():
+        rate = keras.optimizers.schedules.ExponentialDecay(0.5, 1000, 0.99)
+        return keras.optimizers.SGD(rate)
+
+    keras.utils.set_random_seed(0)
+    _, before, _ = run(
+        tmp_path,
+        interrupt=(4, 1),
+        optimizer=schedule_optimizer(),
+        fix=["lower_lr", "revive"],
+        threshold=0.3,
+    )
+    lowered = [e for e in before.events if e.fix == "lower_lr"]
+    assert lowered, [(e.step, e.fix) for e in before.events]
+    scale = lowered[-1].after / lowered[0].before  # the product of the factors
+    state = json.load(open(os.path.join(tmp_path, "backup", STATE_FILE)))
+    saved = state["states"][-1]["fixes"][0]["state"]
+    assert saved["schedule_scale"] == pytest.approx(scale, rel=0.05)
+    model, after, probe = run(
+        tmp_path,
+        optimizer=schedule_optimizer(),
+        fix=["lower_lr", "revive"],
+        threshold=0.3,
+    )
+    # From its first resumed step, the rate is the schedule times the scale.
+    resumed = min(probe.learning_rate)
+    inner = keras.optimizers.schedules.ExponentialDecay(0.5, 1000, 0.99)
+    expected = float(inner(resumed * BATCHES_PER_EPOCH)) * saved["schedule_scale"]
+    assert probe.learning_rate[resumed] == pytest.approx(expected, rel=1e-5)
+    assert isinstance(model.optimizer._learning_rate, ScaledSchedule)
+
+
+def test_model_checkpoint_after_a_swap_loads_leaky(tmp_path):
+    model = mlp(keras.optimizers.SGD(0.01), bias=-5.0)
+    path = os.path.join(tmp_path, "checkpoint.keras")
+    monitor = kd.DeadNeuronMonitor(None, fix="leaky_relu", verbose=0)
+    checkpoint = keras.callbacks.ModelCheckpoint(path)
+    model.fit(X, Y, epochs=2, verbose=0, callbacks=[monitor, checkpoint])
+    assert monitor.events
+    loaded = keras.saving.load_model(path)
+    activation = loaded.get_layer("h1").activation
+    assert isinstance(activation, LeakyReLUActivation)
+    assert activation.negative_slope == pytest.approx(0.01)
+    np.testing.assert_allclose(
+        loaded.predict(X, verbose=0), model.predict(X, verbose=0), rtol=1e-6
+    )
+
+
+def test_unreadable_state_is_named_and_ignored(tmp_path):
+    os.makedirs(tmp_path / "backup")
+    (tmp_path / "backup" / STATE_FILE).write_text("{not json")
+    with pytest.warns(UserWarning, match="unreadable monitor state"):
+        _, monitor, _ = run(tmp_path, fix="leaky_relu")
+    assert monitor.last_window is not None
+
+
+@pytest.mark.parametrize(
+    "value, error, message",
+    [
+        (3, TypeError, "backup_dir=3"),
+        ("", TypeError, "backup_dir=''"),
+    ],
+)
+def test_bad_backup_dir(value, error, message):
+    with pytest.raises(error, match=message):
+        kd.DeadNeuronMonitor(None, backup_dir=value)
+
+
+def test_backup_dir_that_is_a_file(tmp_path):
+    path = tmp_path / "file"
+    path.write_text("")
+    with pytest.raises(ValueError, match="is a file"):
+        kd.DeadNeuronMonitor(None, backup_dir=path)
