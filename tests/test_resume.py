@@ -129,7 +129,8 @@ def test_schedule_scale_survives_a_restart(tmp_path):
     lowered = [e for e in before.events if e.fix == "lower_lr"]
     assert lowered, [(e.step, e.fix) for e in before.events]
     scale = lowered[-1].after / lowered[0].before  # the product of the factors
-    state = json.load(open(os.path.join(tmp_path, "backup", STATE_FILE)))
+    with open(os.path.join(tmp_path, "backup", STATE_FILE)) as handle:
+        state = json.load(handle)
     saved = state["states"][-1]["fixes"][0]["state"]
     assert saved["schedule_scale"] == pytest.approx(scale, rel=0.05)
     model, after, probe = run(
