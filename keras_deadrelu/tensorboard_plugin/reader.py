@@ -42,10 +42,19 @@ def _text(value: Any) -> str:
     return item.decode("utf-8") if isinstance(item, bytes) else str(item)
 
 
+def latest_per_step(series: Sequence[Any]) -> list[Any]:
+    """The data in step order, one per step: the last written where a step
+    appears twice (a restarted run that wrote a window again)."""
+    by_step = {}
+    for datum in sorted(series, key=lambda d: (d.step, getattr(d, "wall_time", 0))):
+        by_step[datum.step] = datum
+    return list(by_step.values())
+
+
 def _decode_rows(series: Sequence[Any]) -> list[tuple[int, dict[str, list]]]:
     """``[(step, {site: row})]`` in step order; unreadable values are skipped."""
     windows = []
-    for datum in sorted(series, key=lambda datum: datum.step):
+    for datum in latest_per_step(series):
         try:
             rows = json.loads(_text(datum.numpy))
         except (ValueError, TypeError):
@@ -65,7 +74,7 @@ def _decode_rows(series: Sequence[Any]) -> list[tuple[int, dict[str, list]]]:
 def decode_fix_events(series: Sequence[Any]) -> list[dict]:
     """Every fix action in the run, in step order."""
     events = []
-    for datum in sorted(series, key=lambda datum: datum.step):
+    for datum in latest_per_step(series):
         try:
             window_events = json.loads(_text(datum.numpy))
         except (ValueError, TypeError):
@@ -204,7 +213,7 @@ def site_detail(
     def column(name: str) -> list:
         return [row[_COLUMN[name]] for _, row in picked]
 
-    unit_data = sorted(unit_series, key=lambda datum: datum.step)
+    unit_data = latest_per_step(unit_series)
     unit_count = max((np.asarray(d.numpy).size for d in unit_data), default=0)
     unit_groups = column_groups(len(unit_data), max_windows)
     unit_map = np.full((unit_count, len(unit_groups)), np.nan)

@@ -49,6 +49,13 @@ def test_data_arriving_out_of_order_is_sorted_by_step():
     assert view["steps"] == [0, 2] and view["dead_fraction"] == [[0.0, 1.0]]
 
 
+def test_a_step_written_twice_shows_once_with_the_last_value():
+    first, again = datum(1, [row("a", 2, 2)]), datum(1, [row("a", 2, 0)])
+    first.wall_time, again.wall_time = 10.0, 20.0
+    view = reader.overview("r", [again, datum(0, [row("a", 2, 1)]), first], [])
+    assert view["steps"] == [0, 1] and view["dead"] == [[1, 0]]
+
+
 def test_a_site_missing_from_a_window_is_null_not_zero():
     series = [datum(0, [row("a", 2, 0)]), datum(1, [row("a", 2, 1), row("b", 4, 4)])]
     view = reader.overview("r", series, [])
