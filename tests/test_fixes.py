@@ -439,3 +439,32 @@ def test_detach_after_an_interrupted_fit_leaves_the_model_as_it_was():
     assert "train_step" not in model.__dict__
     assert all("call" not in layer.__dict__ for layer in model.layers)
     model.fit(X, Y, epochs=1, verbose=0)  # trains normally afterwards
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+@pytest.mark.parametrize("fix", ["leaky_relu", "revive", "lower_lr"])
+def test_every_fix_acts_under_mixed_precision(policy, fix):
+    keras.config.set_dtype_policy(policy)
+    model = bias_killed_model(keras.optimizers.Adam(0.01))
+    hidden = model.get_layer("hidden")
+    assert hidden.compute_dtype == policy.split("_")[1]
+    assert hidden.kernel.dtype == "float32"  # variables stay float32
+    monitor = kd.DeadNeuronMonitor(log_dir=None, fix=fix, verbose=0)
+    history = model.fit(X, Y, epochs=1, verbose=0, callbacks=[monitor])
+    kernel_after_first_epoch = hidden.kernel.numpy().copy()  # frozen: all dead
+    history = model.fit(X, Y, epochs=3, verbose=0, callbacks=[monitor])
+    assert [e.site for e in monitor.events][:1] == ["hidden"], monitor.events
+    assert np.isfinite(history.history["loss"]).all()
+    for variable in model.weights + model.optimizer.variables:
+        assert np.isfinite(np.asarray(variable.numpy(), dtype=np.float64)).all()
+    if fix == "lower_lr":
+        assert monitor.events[0].after == pytest.approx(monitor.events[0].before / 2)
+    elif fix == "revive":
+        # The revived units fire again.
+        assert history.history["dead_fraction/hidden"][-1] < 0.5
+    else:
+        # The swapped units get gradients: the frozen kernel moves.
+        assert isinstance(hidden.activation, LeakyReLUActivation)
+        assert hidden.compute_dtype == policy.split("_")[1]
+        moved = np.abs(hidden.kernel.numpy() - kernel_after_first_epoch).max(axis=0)
+        assert (moved > 0).all()
