@@ -25,3 +25,9 @@ def test_mkdocs_build_strict(tmp_path):
     tutorial = (site / "tutorial" / "index.html").read_text()
     assert "tensorboard_scalars.png" in tutorial
     assert (site / "assets" / "tensorboard_scalars.png").exists()
+    dashboard = (site / "dashboard" / "index.html").read_text()
+    for view in ("overview", "site_detail", "compare"):
+        assert (
+            f"dashboard_{view}.png" in dashboard and f"dashboard_{view}.png" in tutorial
+        )
+        assert (site / "assets" / f"dashboard_{view}.png").exists()

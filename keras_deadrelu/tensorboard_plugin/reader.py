@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -119,46 +118,62 @@ def _fraction(dead: int, units: int) -> float:
     return dead / units if units else 0.0
 
 
+def _row_fraction(row: list) -> float:
+    return _fraction(row[_COLUMN["dead"]], row[_COLUMN["units"]])
+
+
+def _worst_row(
+    windows: list[tuple[int, dict[str, list]]], group: range, name: str
+) -> list | None:
+    """The site's row with the highest dead fraction in a group of windows."""
+    rows = [windows[i][1][name] for i in group if name in windows[i][1]]
+    return max(rows, key=_row_fraction) if rows else None
+
+
+def _group_steps(windows: list, groups: list[range]) -> dict:
+    return {
+        "steps": [windows[group[-1]][0] for group in groups],
+        "step_ranges": [
+            [windows[group[0]][0], windows[group[-1]][0]] for group in groups
+        ],
+        "windows": len(windows),
+        "downsampled": len(groups) < len(windows),
+    }
+
+
+#: Per-site figures of the overview: one ``[site][column]`` matrix each.
+_OVERVIEW_COUNTS = ("dead", "units", "dormant", "nan")
+
+
 def overview(
     run: str,
     sites_series: Sequence[Any],
     fix_series: Sequence[Any],
     max_windows: int = DEFAULT_MAX_WINDOWS,
 ) -> dict:
-    """The overview heatmap of one run: sites x windows dead fractions."""
+    """The overview heatmap of one run: sites x windows dead fractions.
+
+    Each column shows, per site, its worst window in the column's group (the
+    highest dead fraction), with that window's counts.
+    """
     windows = _decode_rows(sites_series)
     names = site_order(windows)
     groups = column_groups(len(windows), max_windows)
-    dead_fraction = [[] for _ in names]
-    dead = [[] for _ in names]
-    units = [[] for _ in names]
-    model_fraction = []
-    for group in groups:
-        for index, name in enumerate(names):
-            worst = None
-            for window_index in group:
-                row = windows[window_index][1].get(name)
-                if row is None:
-                    continue
-                fraction = _fraction(row[_COLUMN["dead"]], row[_COLUMN["units"]])
-                if worst is None or fraction > worst[0]:
-                    worst = (fraction, row)
-            dead_fraction[index].append(None if worst is None else worst[0])
-            dead[index].append(None if worst is None else worst[1][_COLUMN["dead"]])
-            units[index].append(None if worst is None else worst[1][_COLUMN["units"]])
-        model_fraction.append(
-            max(
-                _fraction(
-                    sum(row[_COLUMN["dead"]] for row in windows[i][1].values()),
-                    sum(row[_COLUMN["units"]] for row in windows[i][1].values()),
-                )
-                for i in group
+    worst = [[_worst_row(windows, group, name) for group in groups] for name in names]
+    model_fraction = [
+        max(
+            _fraction(
+                sum(row[_COLUMN["dead"]] for row in windows[i][1].values()),
+                sum(row[_COLUMN["units"]] for row in windows[i][1].values()),
             )
+            for i in group
         )
+        for group in groups
+    ]
     latest_rows = {}
     for _, rows in windows:
         latest_rows.update(rows)
-    return {
+    view = {
         "run": run,
         "sites": [
             {
@@ -168,18 +183,20 @@ def overview(
             }
             for name in names
         ],
-        "steps": [windows[group[-1]][0] for group in groups],
-        "step_ranges": [
-            [windows[group[0]][0], windows[group[-1]][0]] for group in groups
+        **_group_steps(windows, groups),
+        "dead_fraction": [
+            [None if row is None else _row_fraction(row) for row in site_rows]
+            for site_rows in worst
         ],
-        "windows": len(windows),
-        "downsampled": len(groups) < len(windows),
-        "dead_fraction": dead_fraction,
-        "dead": dead,
-        "units": units,
-        "model_dead_fraction": model_fraction,
-        "fix_events": decode_fix_events(fix_series),
     }
+    for count in _OVERVIEW_COUNTS:
+        view[count] = [
+            [None if row is None else row[_COLUMN[count]] for row in site_rows]
+            for site_rows in worst
+        ]
+    view["model_dead_fraction"] = model_fraction
+    view["fix_events"] = decode_fix_events(fix_series)
+    return view
 
 
 def _rounded(values: np.ndarray) -> list:
@@ -195,23 +212,24 @@ def site_detail(
     fix_series: Sequence[Any],
     max_windows: int = DEFAULT_MAX_WINDOWS,
 ) -> dict:
-    """One site over time: its figures per window and its units x windows map."""
+    """One site over time: its figures per window and its units x windows map.
+
+    Downsampled like the overview: a column's figures come from the group's
+    worst window, and each unit shows its lowest firing rate in the group
+    (NaN if it was NaN in any window of it), so a unit that died for one
+    window still shows. ``None`` in ``unit_rates`` is a NaN unit (or a unit
+    the site did not have in that window).
+    """
     windows = [
-        (step, rows[site]) for step, rows in _decode_rows(sites_series) if site in rows
+        (step, {site: rows[site]})
+        for step, rows in _decode_rows(sites_series)
+        if site in rows
     ]
     groups = column_groups(len(windows), max_windows)
-    picked = []
-    for group in groups:
-        worst = max(
-            group,
-            key=lambda i: _fraction(
-                windows[i][1][_COLUMN["dead"]], windows[i][1][_COLUMN["units"]]
-            ),
-        )
-        picked.append(windows[worst])
+    picked = [_worst_row(windows, group, site) for group in groups]
 
     def column(name: str) -> list:
-        return [row[_COLUMN[name]] for _, row in picked]
+        return [row[_COLUMN[name]] for row in picked]
 
     unit_data = latest_per_step(unit_series)
     unit_count = max((np.asarray(d.numpy).size for d in unit_data), default=0)
@@ -222,22 +240,16 @@ def site_detail(
         for row_index, data_index in enumerate(group):
             rates = np.asarray(unit_data[data_index].numpy, dtype=np.float64)
             stacked[row_index, : rates.size] = rates.reshape(-1)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN units
-            unit_map[:, column_index] = np.nanmean(stacked, axis=0)
-    latest = windows[-1][1] if windows else [site, None, unit_count] + [None] * 6
+        # min() propagates NaN: a unit NaN in any window of the group is NaN.
+        unit_map[:, column_index] = stacked.min(axis=0)
+    latest = picked[-1] if picked else [site, None, unit_count] + [None] * 6
     return {
         "run": run,
         "site": site,
         "kind": latest[_COLUMN["kind"]],
         "units": latest[_COLUMN["units"]],
-        "steps": [step for step, _ in picked],
-        "windows": len(windows),
-        "downsampled": len(groups) < len(windows),
-        "dead_fraction": [
-            _fraction(dead, units)
-            for dead, units in zip(column("dead"), column("units"), strict=True)
-        ],
+        **_group_steps(windows, groups),
+        "dead_fraction": [_row_fraction(row) for row in picked],
         "dead": column("dead"),
         "dormant": column("dormant"),
         "nan": column("nan"),

@@ -39,6 +39,8 @@ def test_overview_of_engineered_windows():
     assert [site["name"] for site in view["sites"]] == ["a", "b"]
     assert view["dead_fraction"] == [[0.0, 0.25, 1.0], [0.0, 1.0, 0.5]]
     assert view["dead"] == [[0, 1, 4], [0, 2, 1]]
+    assert view["dormant"] == view["dead"]  # row() sets dormant = dead
+    assert view["nan"] == [[0, 0, 0], [0, 0, 0]]
     # Model-wide: all dead units over all units.
     assert view["model_dead_fraction"] == [0.0, 3 / 6, 5 / 6]
 
@@ -86,7 +88,7 @@ def test_downsampling_keeps_the_worst_window_of_each_group():
     assert view["dead_fraction"] == [[0.75, 0.25, 0.0]]
 
 
-def test_site_detail_unit_map_averages_groups_and_keeps_nan_units():
+def test_site_detail_unit_map_shows_each_groups_lowest_rate_and_nan_units():
     rates = [
         np.array([0.0, 0.5, np.nan], np.float32),
         np.array([0.0, 1.0, np.nan], np.float32),
@@ -95,8 +97,9 @@ def test_site_detail_unit_map_averages_groups_and_keeps_nan_units():
     sites = [datum(step, [row("a", 3, 1, nan=1)]) for step in range(3)]
     units = [datum(step, value) for step, value in enumerate(rates)]
     detail = reader.site_detail("r", "a", sites, units, [], max_windows=2)
-    assert detail["unit_steps"] == [1, 2]
-    assert detail["unit_rates"] == [[0.0, 0.2], [0.75, 1.0], [None, 0.1]]
+    assert detail["unit_steps"] == detail["steps"] == [1, 2]
+    assert detail["step_ranges"] == [[0, 1], [2, 2]]
+    assert detail["unit_rates"] == [[0.0, 0.2], [0.5, 1.0], [None, 0.1]]
 
 
 def window(dead_units: int, units: int = 4, name: str = "h") -> WindowStatistics:

@@ -8,12 +8,13 @@ against the monitor's own record of its fixes.
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import pytest
 from event_files import read_run, scalar_series
 
-from dashboard.logs import EPOCHS, SITES, write_runs
+from dashboard.logs import EPOCHS, RUNS, SITES, write_runs
 from dashboard.wsgi_app import PLUGIN_ROUTE, tensorboard_client
 from keras_deadrelu.tensorboard_plugin import metadata, plugin
 
@@ -58,14 +59,16 @@ def test_tab_is_inactive_without_monitor_data(tmp_path):
 
 def test_runs(client):
     runs = get_json(client, "runs")["runs"]
-    assert [run["run"] for run in runs] == ["no_fix", "revive"]
+    assert [run["run"] for run in runs] == sorted(RUNS)
     for run in runs:
         assert run["sites"] == sorted(SITES)
         assert run["max_step"] == EPOCHS - 1
-    assert [run["has_fix_events"] for run in runs] == [False, True]
+    assert [run["has_fix_events"] for run in runs] == [
+        RUNS[run["run"]] is not None for run in runs
+    ]
 
 
-@pytest.mark.parametrize("run", ["no_fix", "revive"])
+@pytest.mark.parametrize("run", list(RUNS))
 def test_overview_matches_the_scalars_on_disk(client, logs, run):
     view = get_json(client, f"overview?run={run}")
     records = read_run(os.path.join(logs[0], run))
@@ -138,12 +141,12 @@ def test_site_detail_matches_histograms_and_scalars(client, logs, site):
 def test_max_windows_downsamples_to_the_worst_window(client):
     full = get_json(client, "overview?run=revive")
     half = get_json(client, "overview?run=revive&max_windows=2")
-    assert half["downsampled"] and len(half["steps"]) == 2
-    assert half["step_ranges"] == [[0, 1], [2, 3]]
-    for full_row, half_row in zip(
-        full["dead_fraction"], half["dead_fraction"], strict=True
-    ):
-        assert half_row == [max(full_row[:2]), max(full_row[2:])]
+    middle = EPOCHS // 2
+    assert half["downsampled"] and half["steps"] == [middle - 1, EPOCHS - 1]
+    assert half["step_ranges"] == [[0, middle - 1], [middle, EPOCHS - 1]]
+    rows = zip(full["dead_fraction"], half["dead_fraction"], strict=True)
+    for full_row, half_row in rows:
+        assert half_row == [max(full_row[:middle]), max(full_row[middle:])]
 
 
 @pytest.mark.parametrize(
@@ -175,7 +178,11 @@ def test_frontend_is_served_from_the_plugin_folder(client):
     assert response.mimetype == "text/javascript"
     with open(os.path.join(plugin.STATIC_DIR, "index.js"), "rb") as handle:
         assert response.get_data() == handle.read()
-    assert "export function render" in response.get_data(as_text=True)
+    assert re.search(
+        r"export (async )?function render\(", response.get_data(as_text=True)
+    )
+    module = client.get(PLUGIN_ROUTE + "static/api.js")
+    assert module.status_code == 200 and module.mimetype == "text/javascript"
 
 
 @pytest.mark.parametrize(

@@ -58,6 +58,10 @@ function loadStyle() {
   });
 }
 
+function button(id, label, onclick, title) {
+  return el("button", { id, type: "button", onclick, title }, label);
+}
+
 function buildShell() {
   runSelect = el("select", { id: "run-select", onchange: () => openRun(runSelect.value) });
   statusLine = el("span", { id: "status", role: "status", "aria-live": "polite" });
@@ -72,12 +76,12 @@ function buildShell() {
       el(
         "div",
         { class: "view-switch", role: "group", "aria-label": "View" },
-        el("button", { id: "overview-button", type: "button", onclick: () => openRun(state.run) }, "Overview"),
-        el("button", { id: "compare-toggle", type: "button", onclick: toggleCompare }, "Runs compared"),
+        button("overview-button", "Overview", () => openRun(state.run)),
+        button("compare-toggle", "Runs compared", toggleCompare),
       ),
       el("span", { class: "spacer" }),
       statusLine,
-      el("button", { id: "reload-button", type: "button", title: "Read the logs again", onclick: reload }, "Reload"),
+      button("reload-button", "Reload", reload, "Read the logs again"),
     ),
     el("main", { id: "main" }),
     el("div", { id: "tooltip", role: "tooltip", hidden: true }),
@@ -122,11 +126,13 @@ async function cached(key, load) {
   return state.cache.get(key);
 }
 
-const overviewOf = (run, maxWindows) => cached(`overview ${run} ${maxWindows}`, () => fetchOverview(run, maxWindows));
+const overviewOf = (run, maxWindows) =>
+  cached(`overview ${run} ${maxWindows}`, () => fetchOverview(run, maxWindows));
 
 function updateControls() {
-  document.getElementById("overview-button").setAttribute("aria-pressed", String(state.view !== "compare"));
-  document.getElementById("compare-toggle").setAttribute("aria-pressed", String(state.view === "compare"));
+  const compare = state.view === "compare";
+  document.getElementById("overview-button").setAttribute("aria-pressed", String(!compare));
+  document.getElementById("compare-toggle").setAttribute("aria-pressed", String(compare));
   if (state.run !== null) runSelect.value = state.run;
   document.body.dataset.view = state.view;
 }
@@ -150,11 +156,13 @@ async function show({ fromResize = false } = {}) {
     } else if (state.view === "site") {
       const maxWindows = columnBudget(0.6);
       const key = `site ${state.run} ${state.site} ${maxWindows}`;
-      const data = await cached(key, () => fetchSite(state.run, state.site, maxWindows)).catch((error) => ({ error }));
+      const data = await cached(key, () => fetchSite(state.run, state.site, maxWindows)).catch(
+        (error) => ({ error }),
+      );
       if (!current()) return;
       if (data.error) {
         main.replaceChildren(
-          el("button", { id: "back-button", type: "button", onclick: () => openRun(state.run) }, "← Overview"),
+          button("back-button", "← Overview", () => openRun(state.run)),
           errorBox(`site ${state.site} of run ${state.run}`, data.error),
         );
       } else {
@@ -217,7 +225,9 @@ async function loadRuns() {
   state.runs = runs;
   runSelect.replaceChildren(...runs.map((entry) => el("option", { value: entry.run, text: entry.run })));
   runSelect.disabled = runs.length === 0;
-  for (const id of ["overview-button", "compare-toggle"]) document.getElementById(id).disabled = runs.length === 0;
+  for (const id of ["overview-button", "compare-toggle"]) {
+    document.getElementById(id).disabled = runs.length === 0;
+  }
   if (!runs.length) {
     main.replaceChildren(
       el(
@@ -226,8 +236,9 @@ async function loadRuns() {
         el("h2", { text: "No Dead Neurons data yet" }),
         el("p", {
           text:
-            "Add keras_deadrelu.DeadNeuronMonitor(log_dir) to model.fit(callbacks=[...]), point " +
-            "TensorBoard's --logdir at that folder, and press Reload once the first window has been logged.",
+            "Add keras_deadrelu.DeadNeuronMonitor(log_dir) to model.fit(callbacks=[...]), " +
+            "point TensorBoard's --logdir at that folder, and press Reload once the first " +
+            "window has been logged.",
         }),
       ),
     );
