@@ -6,7 +6,8 @@ static files:
 ====================================  =========================================
 route                                 answer
 ====================================  =========================================
-``runs``                              the runs holding monitor data
+``runs``                              the runs holding monitor data, each
+                                      with its sites in model order
 ``overview?run=R[&max_windows=N]``    sites x windows dead fractions, the
                                       model-wide line and the fix events
 ``site?run=R&site=S[&max_windows=N]`` one site's figures and its units x
@@ -188,16 +189,24 @@ class DeadNeuronsPlugin(base_plugin.TBPlugin):
         def answer():
             self._arguments(request, ())
             runs = self._runs(request)
+            # The latest window of each run gives its sites in model order.
+            latest = self._data_provider.read_tensors(
+                plugin_util.context(request.environ),
+                experiment_id=plugin_util.experiment_id(request.environ),
+                plugin_name=metadata.PLUGIN_NAME,
+                downsample=1,
+                run_tag_filter=provider.RunTagFilter(
+                    runs=list(runs), tags=[metadata.SITES_TAG]
+                ),
+            )
             return {
                 "runs": [
                     {
                         "run": run,
                         "max_step": int(tags[metadata.SITES_TAG].max_step),
-                        "sites": sorted(
-                            tag[len(metadata.UNITS_TAG_PREFIX) :]
-                            for tag in tags
-                            if tag.startswith(metadata.UNITS_TAG_PREFIX)
-                        ),
+                        "sites": reader.overview(
+                            run, latest.get(run, {}).get(metadata.SITES_TAG, []), []
+                        )["sites"],
                         "has_fix_events": metadata.FIX_EVENTS_TAG in tags,
                     }
                     for run, tags in sorted(runs.items())

@@ -61,7 +61,8 @@ def test_runs(client):
     runs = get_json(client, "runs")["runs"]
     assert [run["run"] for run in runs] == sorted(RUNS)
     for run in runs:
-        assert run["sites"] == sorted(SITES)
+        assert [site["name"] for site in run["sites"]] == list(SITES)  # model order
+        assert [site["units"] for site in run["sites"]] == [32, 16, 8]
         assert run["max_step"] == EPOCHS - 1
     assert [run["has_fix_events"] for run in runs] == [
         RUNS[run["run"]] is not None for run in runs

@@ -249,7 +249,8 @@ async function loadRuns() {
     state.run = names[0];
     if (state.view === "site") state.view = "overview";
   }
-  if (state.view === "site" && !runs.find((r) => r.run === state.run).sites.includes(state.site)) {
+  const current = runs.find((r) => r.run === state.run);
+  if (state.view === "site" && !current.sites.some((site) => site.name === state.site)) {
     state.view = "overview";
   }
   await show();
