@@ -52,6 +52,10 @@ def _static_files() -> dict[str, str]:
     return files
 
 
+#: What "every window" means when reading from TensorBoard's data provider.
+ALL_SAMPLES = 2**31 - 1
+
+
 class BadRequest(ValueError):
     """A request parameter the plugin cannot answer (sent back as 400)."""
 
@@ -64,7 +68,9 @@ class DeadNeuronsPlugin(base_plugin.TBPlugin):
     def __init__(self, context: base_plugin.TBContext):
         self._data_provider = context.data_provider
         hints = getattr(context, "sampling_hints", None) or {}
-        self._downsample = hints.get(metadata.PLUGIN_NAME) or metadata.DEFAULT_SAMPLES
+        samples = hints.get(metadata.PLUGIN_NAME, metadata.DEFAULT_SAMPLES)
+        # --samples_per_plugin=dead_neurons=0 keeps every window: read them all.
+        self._downsample = samples if samples else ALL_SAMPLES
         self._static = _static_files()
 
     # ---------------------------------------------------------- TBPlugin API

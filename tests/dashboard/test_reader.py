@@ -124,9 +124,13 @@ def test_tensorboard_keeps_every_window_not_its_default_ten(tmp_path):
     assert [(e["step"], e["fix"], e["diagnosis"]) for e in view["fix_events"]] == [
         (7, "revive", "h crossed 50%: bias.")
     ]
-    # ... and the user's own --samples_per_plugin wins.
-    few = tensorboard_client(tmp_path, "--samples_per_plugin=dead_neurons=5")
-    assert len(few.get(PLUGIN_ROUTE + "overview?run=long").get_json()["steps"]) == 5
+    # ... and the user's own --samples_per_plugin wins (0 keeps every window).
+    for samples, kept in ((5, 5), (0, 30)):
+        client = tensorboard_client(
+            tmp_path, f"--samples_per_plugin=dead_neurons={samples}"
+        )
+        view = client.get(PLUGIN_ROUTE + "overview?run=long").get_json()
+        assert len(view["steps"]) == kept
 
 
 def test_summaries_are_tensors_under_the_plugin_name(tmp_path):
