@@ -27,7 +27,13 @@ from keras_deadrelu.fixes.lower_learning_rate import current_learning_rate
 from keras_deadrelu.layer_graph import incoming_layer
 from keras_deadrelu.measurement import SiteMeasurement
 from keras_deadrelu.probe import as_batches, first_batch
-from keras_deadrelu.resume_state import read_states, state_for_epoch, write_states
+from keras_deadrelu.resume_state import (
+    KEPT_STATES,
+    read_states,
+    state_for_weights,
+    weights_fingerprint,
+    write_states,
+)
 from keras_deadrelu.sites import Site, find_sites, select_sites
 from keras_deadrelu.tensorboard_sink import DEFAULT_RUN_NAME, TensorBoardSink
 from keras_deadrelu.threshold_alerts import (
@@ -182,7 +188,8 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
             (swapped activations, alerts, cooldowns, its record of fixes and
             its step numbering) there at each window, and a new monitor
             restores it when the interrupted ``fit`` resumes (see
-            :mod:`keras_deadrelu.resume_state`).
+            :mod:`keras_deadrelu.resume_state`). List the monitor before
+            ``BackupAndRestore`` so its backups hold each window's fixes.
 
     Example:
 
@@ -356,7 +363,11 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         leftover = self.freq != "epoch" and self._steps_in_window > 0
         if self._measurement is not None and leftover:
             # The steps after the last full window make a last, shorter one.
-            self._finish_window(self._global_step, f"step {self._global_step}")
+            # Training is over: nothing to resume, no state to save (and
+            # BackupAndRestore may have removed its folder already).
+            self._finish_window(
+                self._global_step, f"step {self._global_step}", save_state=False
+            )
         self._teardown()
 
     def detach(self) -> None:
@@ -389,17 +400,19 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
     def _begin_fit(self, epoch: int) -> None:
         """Reads what the weights say at the first epoch of a fit, after every
         callback's on_train_begin (BackupAndRestore's included)."""
-        if self.backup_dir is not None and self._windows_seen == 0:
-            self._restore_state(epoch)
+        if self.backup_dir is not None:
+            self._restore_state()
+        # Steps a rolled-back fit redoes were written already: not twice.
+        self._skip_writes_until = self._last_written_step
         self._snapshots = WeightSnapshots()
         self._snapshots.take(self._incoming_layers)
-        optimizer = getattr(self.model, "optimizer", None)
-        iterations = getattr(optimizer, "iterations", None)
-        self._global_step = int(iterations.numpy()) if iterations is not None else 0
-        # Step windows stay aligned on multiples of `freq` across fits.
-        self._steps_in_window = (
-            self._global_step % self.freq if self.freq != "epoch" else 0
-        )
+        self._global_step = self._iterations()
+        self._steps_in_window = 0
+
+    def _iterations(self) -> int:
+        """The optimizer's iteration count (0 without an optimizer)."""
+        iterations = getattr(getattr(self.model, "optimizer", None), "iterations", None)
+        return int(iterations.numpy()) if iterations is not None else 0
 
     def _on_train_batch_end_with_windows(self, batch, logs=None):
         if self._measurement is None:
@@ -409,9 +422,7 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         self._global_step += steps
         self._steps_in_window += steps
         if self._steps_in_window >= self.freq:
-            self._finish_window(
-                self._global_step, f"step {self._global_step}", resume_epoch=self._epoch
-            )
+            self._finish_window(self._global_step, f"step {self._global_step}")
             self._window_closed_this_epoch = True
 
     def on_epoch_end(self, epoch, logs=None):
@@ -420,15 +431,11 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         if self.freq == "epoch":
             step = epoch + (self._epoch_step_offset or 0)
             self._next_epoch_step = step + 1
-            window = self._finish_window(
-                step, f"epoch {epoch + 1}", resume_epoch=epoch + 1
-            )
+            window = self._finish_window(step, f"epoch {epoch + 1}")
         elif self._window_closed_this_epoch:
             window = self.last_window
         else:
-            window = self._finish_window(
-                self._global_step, f"step {self._global_step}", resume_epoch=epoch + 1
-            )
+            window = self._finish_window(self._global_step, f"step {self._global_step}")
         if logs is not None and window is not None:
             for name, fraction in window.dead_fractions().items():
                 logs[f"dead_fraction/{name}"] = fraction
@@ -442,10 +449,11 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         return self._sink
 
     def _finish_window(
-        self, step: int, where: str, resume_epoch: int | None = None
+        self, step: int, where: str, save_state: bool = True
     ) -> WindowStatistics:
         """Closes a window: statistics, TensorBoard, alerts, fixes, and (with
-        `backup_dir`) the state a fit resuming at `resume_epoch` restores."""
+        `backup_dir`) the state a restarted fit restores, before the fixes act
+        and after."""
         window = self._measurement.close_window()
         self._steps_in_window = 0
         self.last_window = window
@@ -474,6 +482,9 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
             print(
                 f"DeadNeuronMonitor {where}: dead {window.dead_fraction:.1%} ({parts})"
             )
+        save_state = save_state and self.backup_dir is not None
+        if save_state:
+            self._save_state(step)
         if self.fixes:
             events_before = len(self.events)
             self._apply_fixes(window, step, where)
@@ -486,16 +497,29 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
                     sink.write_fix_events(
                         step, self.events[events_before:], self._diagnosis_messages
                     )
-        if self.backup_dir is not None and resume_epoch is not None:
-            self._save_state(resume_epoch, step)
+                if save_state:
+                    self._save_state(step)
         return window
 
     # ---------------------------------------------------------------- resume
-    def _save_state(self, resume_epoch: int, step: int) -> None:
+    def _fingerprint(self) -> str:
+        """A hash of the weights and the learning rate, to match a state with
+        the weights ``BackupAndRestore`` restores."""
+        variables = list(self.model.weights)
+        optimizer = getattr(self.model, "optimizer", None)
+        while getattr(optimizer, "inner_optimizer", None) is not None:
+            optimizer = optimizer.inner_optimizer
+        rate = getattr(optimizer, "_learning_rate", None)
+        if hasattr(rate, "assign"):  # a float learning rate: a variable
+            variables.append(rate)
+        return weights_fingerprint(variables)
+
+    def _save_state(self, step: int) -> None:
         """Saves what a new monitor needs to go on after a restart."""
         self._states.append(
             {
-                "resume_epoch": resume_epoch,
+                "iterations": self._iterations(),
+                "fingerprint": self._fingerprint(),
                 "step": step,
                 "next_epoch_step": self._next_epoch_step,
                 "last_written_step": self._last_written_step,
@@ -516,34 +540,63 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
                 ],
             }
         )
-        write_states(os.fspath(self.backup_dir), self._states)
+        self._states = self._states[-KEPT_STATES:]
+        write_states(self.backup_dir, self._states)
 
-    def _restore_state(self, epoch: int) -> None:
-        """Takes back the state saved before a restart, for a fit at `epoch`."""
-        states = read_states(os.fspath(self.backup_dir))
-        state = state_for_epoch(states, epoch)
+    def _restore_state(self) -> None:
+        """Takes back the saved state that goes with the weights now in the
+        model (see :mod:`keras_deadrelu.resume_state`)."""
+        states = read_states(self.backup_dir)
+        written = [s.get("last_written_step") for s in states]
+        written = [w for w in written if isinstance(w, int)]
+        if written:
+            self._last_written_step = max(written + [self._last_written_step or 0])
+        state = state_for_weights(states, self._iterations(), self._fingerprint())
         if state is None:
             return
+        names = {site.name for site in self.sites}
+        try:
+            referenced = {event["site"] for event in state["events"]}
+            referenced |= set(state["above_threshold"])
+            unknown = sorted(referenced - names)
+            if unknown:
+                raise ValueError(
+                    f"it names sites this model does not have: {unknown}; it "
+                    f"belongs to another model"
+                )
+            restored = {
+                "next_epoch_step": int(state["next_epoch_step"]),
+                "windows_seen": int(state["windows_seen"]),
+                "cooldown_until": {
+                    (int(index), name): int(until)
+                    for index, name, until in state["cooldown_until"]
+                },
+                "diagnoses": [
+                    (at, name, Diagnosis(cause, evidence, advice))
+                    for at, name, cause, evidence, advice in state["diagnoses"]
+                ],
+                "events": [FixEvent(**event) for event in state["events"]],
+            }
+        except (KeyError, TypeError, ValueError) as error:
+            warnings.warn(
+                f"DeadNeuronMonitor: ignoring the monitor state in "
+                f"{self.backup_dir!r}: {error}. The monitor starts afresh.",
+                DeadNeuronWarning,
+                stacklevel=3,
+            )
+            return
         self._states = states[: states.index(state) + 1]
-        written = [s["last_written_step"] for s in states if s["last_written_step"]]
-        self._skip_writes_until = max(written) if written else None
-        self._last_written_step = self._skip_writes_until
-        self._next_epoch_step = state["next_epoch_step"]
-        self._windows_seen = state["windows_seen"]
-        self._cooldown_until = {
-            (index, name): until for index, name, until in state["cooldown_until"]
-        }
+        self._next_epoch_step = restored["next_epoch_step"]
+        self._windows_seen = restored["windows_seen"]
+        self._cooldown_until = restored["cooldown_until"]
         self._alerts.above = state["above_threshold"]
-        self._diagnosis_messages = dict(state["diagnosis_messages"])
-        self.diagnoses = [
-            (at, name, Diagnosis(cause, evidence, advice))
-            for at, name, cause, evidence, advice in state["diagnoses"]
-        ]
-        self.events = [FixEvent(**event) for event in state["events"]]
+        self._diagnosis_messages = dict(state.get("diagnosis_messages", {}))
+        self.diagnoses = restored["diagnoses"]
+        self.events = restored["events"]
         sites = {site.name: site for site in self.sites}
-        for fix, saved in zip(self.fixes, state["fixes"], strict=False):
-            if fix.name == saved["name"]:
-                fix.restore(self.model, sites, saved["state"])
+        for fix, saved in zip(self.fixes, state.get("fixes", []), strict=False):
+            if isinstance(saved, dict) and fix.name == saved.get("name"):
+                fix.restore(self.model, sites, saved.get("state", {}))
         self._measurement.refresh()
 
     def _diagnose(

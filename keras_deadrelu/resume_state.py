@@ -6,74 +6,119 @@ lives only in Python is lost when the process dies: a layer swapped to Leaky
 ReLU, which sites are above the threshold, the fixes' cooldowns and memory,
 the record of what they did. With ``DeadNeuronMonitor(backup_dir=...)`` (the
 same folder as ``BackupAndRestore``'s) the monitor writes that state to
-``<backup_dir>/dead_neuron_monitor.json`` at the end of every window, and a
-new monitor restores it when the resumed ``fit`` begins its first epoch.
+``<backup_dir>/dead_neuron_monitor.json`` at the end of every window, before
+its fixes act and again after, and restores it when a ``fit`` begins.
 
-The file keeps the last few states, each tagged with the epoch a resumed fit
-would start at after it (``resume_epoch``); the monitor restores the latest
-one whose ``resume_epoch`` is not after the epoch ``fit`` resumes at, so a
-crash between the monitor's save and ``BackupAndRestore``'s never restores
-a state newer than the weights.
+Which state goes with the weights ``BackupAndRestore`` restored? Each state
+carries the optimizer's iteration count and a fingerprint of the weights and
+the learning rate (a hash of their bytes) taken when it was saved:
+
+1. the newest state whose fingerprint equals the restored weights' is theirs
+   (whichever of the two callbacks saved first at that window);
+2. otherwise the newest state saved at fewer iterations than the restored
+   ones (the weights are newer: everything that state records is in them);
+3. otherwise none: the weights are older than any state (or fresh), and the
+   monitor starts afresh.
+
+The file is read and written with ``tf.io.gfile``, so a ``backup_dir`` on
+any filesystem TensorFlow knows (``gs://...``) works like a local one.
 
 >>> import tempfile
 >>> folder = tempfile.mkdtemp()
->>> write_states(folder, [{"resume_epoch": 1}, {"resume_epoch": 2}])
->>> state_for_epoch(read_states(folder), 1)
-{'resume_epoch': 1}
->>> state_for_epoch(read_states(folder), 0) is None
+>>> states = [
+...     {"iterations": 8, "fingerprint": "a"},
+...     {"iterations": 16, "fingerprint": "b"},
+...     {"iterations": 16, "fingerprint": "c"},
+... ]
+>>> write_states(folder, states)
+>>> state_for_weights(read_states(folder), iterations=16, fingerprint="b")
+{'iterations': 16, 'fingerprint': 'b'}
+>>> state_for_weights(states, iterations=12, fingerprint="x")
+{'iterations': 8, 'fingerprint': 'a'}
+>>> state_for_weights(states, iterations=0, fingerprint="x") is None
 True
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
 import warnings
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
 
 STATE_FILE = "dead_neuron_monitor.json"
-STATE_VERSION = 1
+STATE_VERSION = 2
 #: States kept in the file (the newest last).
-KEPT_STATES = 4
+KEPT_STATES = 6
 
 
 def state_path(backup_dir: str) -> str:
-    return os.path.join(backup_dir, STATE_FILE)
+    return tf.io.gfile.join(backup_dir, STATE_FILE)
+
+
+def _unreadable(path: str, reason: Any) -> list[dict]:
+    warnings.warn(
+        f"DeadNeuronMonitor: ignoring the unreadable monitor state {path!r} "
+        f"({reason}); the monitor starts afresh.",
+        stacklevel=4,
+    )
+    return []
 
 
 def read_states(backup_dir: str) -> list[dict]:
     """The saved states, oldest first; ``[]`` when there is no usable file."""
     path = state_path(backup_dir)
-    if not os.path.exists(path):
+    if not tf.io.gfile.exists(path):
         return []
     try:
-        with open(path, encoding="utf-8") as handle:
-            saved = json.load(handle)
-        if saved.get("version") != STATE_VERSION:
-            raise ValueError(f"version {saved.get('version')!r}")
-        states = saved["states"]
-        if not isinstance(states, list):
-            raise ValueError("no list of states")
-        return states
-    except (OSError, ValueError, KeyError, AttributeError) as error:
-        warnings.warn(
-            f"DeadNeuronMonitor: ignoring the unreadable monitor state {path!r} "
-            f"({error}); the monitor starts afresh.",
-            stacklevel=3,
-        )
-        return []
+        with tf.io.gfile.GFile(path, "r") as handle:
+            saved = json.loads(handle.read())
+    except (OSError, ValueError, tf.errors.OpError) as error:
+        return _unreadable(path, error)
+    if not isinstance(saved, dict) or saved.get("version") != STATE_VERSION:
+        version = saved.get("version") if isinstance(saved, dict) else None
+        return _unreadable(path, f"version {version!r}, expected {STATE_VERSION}")
+    states = saved.get("states")
+    if not isinstance(states, list) or not all(
+        isinstance(state, dict)
+        and isinstance(state.get("iterations"), int)
+        and isinstance(state.get("fingerprint"), str)
+        for state in states
+    ):
+        return _unreadable(path, "states without iterations or fingerprint")
+    return states
 
 
 def write_states(backup_dir: str, states: list[dict]) -> None:
     """Writes the newest :data:`KEPT_STATES` states, atomically."""
-    os.makedirs(backup_dir, exist_ok=True)
+    tf.io.gfile.makedirs(backup_dir)
     path = state_path(backup_dir)
     temporary = path + ".tmp"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump({"version": STATE_VERSION, "states": states[-KEPT_STATES:]}, handle)
-    os.replace(temporary, path)
+    with tf.io.gfile.GFile(temporary, "w") as handle:
+        handle.write(
+            json.dumps({"version": STATE_VERSION, "states": states[-KEPT_STATES:]})
+        )
+    tf.io.gfile.rename(temporary, path, overwrite=True)
 
 
-def state_for_epoch(states: list[dict], epoch: int) -> dict | None:
-    """The newest state a fit resuming at `epoch` may restore, if any."""
-    usable = [state for state in states if state.get("resume_epoch", 1 << 62) <= epoch]
-    return usable[-1] if usable else None
+def state_for_weights(
+    states: list[dict], iterations: int, fingerprint: str
+) -> dict | None:
+    """The state that goes with weights at `iterations` with `fingerprint`."""
+    matching = [state for state in states if state["fingerprint"] == fingerprint]
+    if matching:
+        return matching[-1]
+    older = [state for state in states if state["iterations"] < iterations]
+    return older[-1] if older else None
+
+
+def weights_fingerprint(variables: Iterable[Any]) -> str:
+    """A hash of the variables' values (exact: their bytes, read once)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for variable in variables:
+        digest.update(np.ascontiguousarray(np.asarray(variable)).tobytes())
+    return digest.hexdigest()

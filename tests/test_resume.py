@@ -102,15 +102,116 @@ def test_swapped_layer_stays_leaky_and_numbering_goes_on(tmp_path, monitor_first
     assert not os.path.exists(os.path.join(tmp_path, "backup"))
 
 
-def test_step_windows_resume_aligned_without_duplicates(tmp_path):
+def test_step_windows_resume_without_duplicates(tmp_path):
     # Windows of 5 steps; BackupAndRestore saves per epoch (every 8 steps), so
-    # the resumed fit repeats steps 25-27, whose window (25) was written.
+    # the resumed fit goes back to step 24 and redoes 25-27, whose window (25)
+    # was written: it is not written again, and the windows go on in full
+    # lengths of 5 from the restored step.
     run(tmp_path, interrupt=(3, 2), freq=5)
-    _, after, _ = run(tmp_path, freq=5)
+    run(tmp_path, freq=5)
     records = read_run(os.path.join(tmp_path, "logs", "dead_neurons"))
     steps = [s for s, _ in scalar_series(records, "dead_fraction")]
     total = EPOCHS * BATCHES_PER_EPOCH
-    assert steps == [*range(5, total, 5), total]  # ..., 45, then the last 3 steps
+    assert steps == [5, 10, 15, 20, 25, 29, 34, 39, 44, total]
+
+
+def bias_of_h1(model) -> float:
+    return float(np.mean(model.get_layer("h1").bias.numpy()))
+
+
+class BiasAtEpochBegin(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.bias = {}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.bias[epoch] = bias_of_h1(self.model)
+
+
+def test_revive_at_an_epoch_end_is_kept_when_the_monitor_comes_first(tmp_path):
+    """Listed before BackupAndRestore, the monitor's fixes are in its backup."""
+    _, before, _ = run(tmp_path, interrupt=(1, 2), monitor_first=True, fix="revive")
+    assert [(e.step, e.site) for e in before.events] == [(0, "h1"), (0, "h2")]
+    model, after, _ = run(tmp_path, monitor_first=True, fix="revive")
+    assert [(e.step, e.site) for e in after.events] == [(0, "h1"), (0, "h2")]
+    assert bias_of_h1(model) > -1  # revived, never dead again
+
+
+def test_revive_lost_with_the_backup_is_redone_not_claimed(tmp_path):
+    """Listed after BackupAndRestore, a fix made at the epoch's end is not in
+    the backup: after a restart the monitor's record matches the weights (no
+    claim of a revival that is not there) and the fix acts again."""
+    run(tmp_path, interrupt=(1, 2), fix="revive")
+    model = mlp(keras.optimizers.SGD(0.01), bias=-5.0)
+    backup = os.path.join(tmp_path, "backup")
+    monitor = kd.DeadNeuronMonitor(
+        os.path.join(tmp_path, "logs"), verbose=0, backup_dir=backup, fix="revive"
+    )
+    biases = BiasAtEpochBegin()
+    model.fit(
+        X,
+        Y,
+        epochs=EPOCHS,
+        batch_size=64,
+        verbose=0,
+        callbacks=[keras.callbacks.BackupAndRestore(backup), biases, monitor],
+    )
+    assert biases.bias[1] == pytest.approx(-5.0)  # the backup predates the fix
+    assert [(e.step, e.site) for e in monitor.events][:1] == [(1, "h1")]
+    assert bias_of_h1(model) > -1
+
+
+def test_same_monitor_refit_after_an_interruption_writes_no_step_twice(tmp_path):
+    model = mlp(keras.optimizers.SGD(0.01), bias=-5.0)
+    backup = os.path.join(tmp_path, "backup")
+    monitor = kd.DeadNeuronMonitor(
+        os.path.join(tmp_path, "logs"), verbose=0, backup_dir=backup, freq=5
+    )
+    callbacks = [keras.callbacks.BackupAndRestore(backup), monitor]
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(
+            X,
+            Y,
+            epochs=EPOCHS,
+            batch_size=64,
+            verbose=0,
+            callbacks=[*callbacks, Interrupt(3, 2)],
+        )
+    model.fit(X, Y, epochs=EPOCHS, batch_size=64, verbose=0, callbacks=callbacks)
+    records = read_run(os.path.join(tmp_path, "logs", "dead_neurons"))
+    steps = [s for s, _ in scalar_series(records, "dead_fraction")]
+    assert steps == sorted(set(steps)), steps
+
+
+def test_state_saved_before_any_backup_is_not_restored(tmp_path):
+    # A window at step 5 (revive acts) but BackupAndRestore saves only at the
+    # end of the epoch (step 8): the restarted fit starts from scratch, and so
+    # does the monitor: one revival on record, not a phantom first one.
+    run(tmp_path, interrupt=(0, 6), freq=5, fix="revive")
+    assert not os.path.exists(os.path.join(tmp_path, "backup", "latest.weights.h5"))
+    _, after, _ = run(tmp_path, freq=5, fix="revive")
+    assert [(e.step, e.site) for e in after.events][:1] == [(5, "h1")]
+    assert len([e for e in after.events if e.site == "h1"]) == 1
+
+
+def test_a_state_from_another_model_is_named_and_ignored(tmp_path):
+    run(tmp_path, interrupt=(3, 2), fix="leaky_relu")
+    path = os.path.join(tmp_path, "backup", STATE_FILE)
+    with open(path) as handle:
+        saved = json.load(handle)
+    for state in saved["states"]:
+        state["fingerprint"] = "another model"
+    with open(path, "w") as handle:
+        json.dump(saved, handle)
+    monitor = kd.DeadNeuronMonitor(None, verbose=0, backup_dir=tmp_path / "backup")
+    model = mlp(keras.optimizers.SGD(0.01), bias=-5.0)
+    model.get_layer("h1").name = "a1"
+    model.get_layer("h2").name = "a2"
+    model.optimizer.build(model.trainable_variables)
+    model.optimizer.iterations.assign(100)  # newer than every state
+    with pytest.warns(kd.DeadNeuronWarning, match=r"sites this model does not"):
+        model.fit(X, Y, epochs=1, verbose=0, callbacks=[monitor])
+    assert monitor.events == []
 
 
 def test_schedule_scale_survives_a_restart(tmp_path):
