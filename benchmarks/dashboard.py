@@ -1,7 +1,8 @@
 """Server-side time of the Dead Neurons dashboard's routes on a large log.
 
 Writes a synthetic run of ``--sites`` sites x ``--windows`` windows (64 units
-per site, a fix event every 100 windows) with the package's own dashboard
+per site, but 2,048 for the last one, as wide as ResNet50's widest layers; a
+fix event every 100 windows) with the package's own dashboard
 summaries and metadata, through TensorBoard's pure-Python event writer (the
 values are exactly what the monitor writes; the writer is faster than
 ``tf.summary`` for 100,000 tensors). Then it serves the log with TensorBoard's
@@ -43,6 +44,7 @@ from keras_deadrelu.unit_statistics import (  # noqa: E402
 )
 
 UNITS = 64
+WIDE_UNITS = 2048  # the last site's units: the site route is timed on it
 ROUTE = "/data/plugin/dead_neurons/"
 GOAL_SECONDS = 1.0
 
@@ -63,8 +65,9 @@ def write_log(run_dir: str, sites: int, windows: int) -> None:
     for step in range(windows):
         statistics_ = []
         for index, name in enumerate(names):
-            dead = min(UNITS, max(0, (step * (index + 1)) // max(windows, 1)))
-            positive = rng.integers(1, 100, size=UNITS)
+            units = WIDE_UNITS if index == sites - 1 else UNITS
+            dead = min(units, max(0, (step * (index + 1)) // max(windows, 1)))
+            positive = rng.integers(1, 100, size=units)
             positive[:dead] = 0
             counters = UnitCounters(positive, positive.astype(float), 100)
             statistics_.append(site_statistics(name, "relu", counters, 0.1))
@@ -162,7 +165,8 @@ def main(argv=None) -> dict:
                 )
     print(
         f"Dead Neurons routes, {args.sites} sites x {args.windows} windows "
-        f"x {UNITS} units (log written in {write_seconds:.1f} s)"
+        f"x {UNITS} units, the site route on a site of {WIDE_UNITS} units "
+        f"(log written in {write_seconds:.1f} s)"
     )
     print(f"{'provider':<8} {'route':<14} {'median s':>9} {'load s':>7}  < 1 s")
     for row in rows:
@@ -176,6 +180,7 @@ def main(argv=None) -> dict:
         "sites": args.sites,
         "windows": args.windows,
         "units_per_site": UNITS,
+        "wide_site_units": WIDE_UNITS,
         "rows": rows,
     }
     print(json.dumps(summary))

@@ -23,6 +23,7 @@ provider.
 from __future__ import annotations
 
 import os
+import re
 
 from tensorboard import plugin_util
 from tensorboard.backend import http_util
@@ -133,15 +134,17 @@ class DeadNeuronsPlugin(base_plugin.TBPlugin):
             run: tags for run, tags in listing.items() if metadata.SITES_TAG in tags
         }
 
-    def _read(self, request, run: str, tags: list[str]) -> dict:
-        data = self._data_provider.read_tensors(
+    def _read(
+        self, request, runs: list[str], tags: list[str], downsample: int | None = None
+    ) -> dict:
+        """``{run: {tag: [TensorDatum]}}`` from TensorBoard's data provider."""
+        return self._data_provider.read_tensors(
             plugin_util.context(request.environ),
             experiment_id=plugin_util.experiment_id(request.environ),
             plugin_name=metadata.PLUGIN_NAME,
-            downsample=self._downsample,
-            run_tag_filter=provider.RunTagFilter(runs=[run], tags=tags),
+            downsample=downsample or self._downsample,
+            run_tag_filter=provider.RunTagFilter(runs=runs, tags=tags),
         )
-        return data.get(run, {})
 
     @staticmethod
     def _arguments(request, allowed: tuple[str, ...]) -> dict[str, str]:
@@ -170,10 +173,7 @@ class DeadNeuronsPlugin(base_plugin.TBPlugin):
         value = arguments.get("max_windows")
         if value is None:
             return reader.DEFAULT_MAX_WINDOWS
-        try:
-            number = int(value)
-        except ValueError:
-            number = 0
+        number = int(value) if re.fullmatch(r"[0-9]{1,6}", value) else 0
         if not 1 <= number <= reader.MAX_WINDOWS_LIMIT:
             raise BadRequest(
                 f"max_windows must be an integer in [1, {reader.MAX_WINDOWS_LIMIT}], "
@@ -182,13 +182,16 @@ class DeadNeuronsPlugin(base_plugin.TBPlugin):
         return number
 
     def _json(self, request, answer):
-        try:
-            body = answer()
-        except BadRequest as error:
-            return http_util.Respond(
-                request, {"error": str(error)}, "application/json", code=400
-            )
-        return http_util.Respond(request, body, "application/json")
+        # Building and encoding a large answer makes many small objects: see
+        # reader.garbage_collection_paused.
+        with reader.garbage_collection_paused():
+            try:
+                body = answer()
+            except BadRequest as error:
+                return http_util.Respond(
+                    request, {"error": str(error)}, "application/json", code=400
+                )
+            return http_util.Respond(request, body, "application/json")
 
     @wrappers.Request.application
     def _serve_runs(self, request):
@@ -196,15 +199,7 @@ class DeadNeuronsPlugin(base_plugin.TBPlugin):
             self._arguments(request, ())
             runs = self._runs(request)
             # The latest window of each run gives its sites in model order.
-            latest = self._data_provider.read_tensors(
-                plugin_util.context(request.environ),
-                experiment_id=plugin_util.experiment_id(request.environ),
-                plugin_name=metadata.PLUGIN_NAME,
-                downsample=1,
-                run_tag_filter=provider.RunTagFilter(
-                    runs=list(runs), tags=[metadata.SITES_TAG]
-                ),
-            )
+            latest = self._read(request, list(runs), [metadata.SITES_TAG], 1)
             return {
                 "runs": [
                     {
@@ -228,8 +223,8 @@ class DeadNeuronsPlugin(base_plugin.TBPlugin):
             run, _ = self._run_argument(request, arguments)
             max_windows = self._max_windows(arguments)
             data = self._read(
-                request, run, [metadata.SITES_TAG, metadata.FIX_EVENTS_TAG]
-            )
+                request, [run], [metadata.SITES_TAG, metadata.FIX_EVENTS_TAG]
+            ).get(run, {})
             return reader.overview(
                 run,
                 data.get(metadata.SITES_TAG, []),
@@ -253,9 +248,9 @@ class DeadNeuronsPlugin(base_plugin.TBPlugin):
             max_windows = self._max_windows(arguments)
             data = self._read(
                 request,
-                run,
+                [run],
                 [metadata.SITES_TAG, metadata.FIX_EVENTS_TAG, units_tag],
-            )
+            ).get(run, {})
             return reader.site_detail(
                 run,
                 site,

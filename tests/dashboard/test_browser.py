@@ -279,7 +279,7 @@ def test_site_detail_of_h1_maps_its_32_units(tab):
     tab.goto()
     tab.open_run("revive")
     detail = tab.json("site?run=revive&site=h1")
-    assert len(detail["unit_rates"]) == 32
+    assert len(detail["unit_permille"]) == 32
     tab.frame.locator('.heatmap-row[data-site="h1"] .site-label').click()
     section = tab.frame.locator('#site-detail[data-site="h1"]')
     expect(section).to_be_visible()
@@ -297,7 +297,8 @@ def test_site_detail_of_h1_maps_its_32_units(tab):
     unit_map.hover(position={"x": box["width"] - 2, "y": box["height"] - 2})
     expect(tab.tooltip).to_contain_text("unit 31")
     expect(tab.tooltip).to_contain_text(str(detail["unit_steps"][-1]))
-    rate = detail["unit_rates"][31][-1]
+    permille = detail["unit_permille"][31][-1]
+    rate = None if permille is None else permille / 1000
     expect(tab.tooltip).to_contain_text("NaN" if rate is None else f"{rate:.3f}")
     # h1's fix sits in the detail too, with its diagnosis.
     marker = section.locator(".fix-marker")

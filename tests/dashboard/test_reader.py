@@ -58,6 +58,37 @@ def test_a_step_written_twice_shows_once_with_the_last_value():
     assert view["steps"] == [0, 1] and view["dead"] == [[1, 0]]
 
 
+def test_a_new_fit_into_the_same_run_supersedes_the_old_one_from_its_first_step():
+    """Like TensorBoard's purge of orphaned data: fit 1 wrote steps 0-4 (sites
+    A, B, a fix at step 3), fit 2 then wrote steps 0-2 (sites A, C)."""
+    old = [datum(step, [row("A", 2, 1), row("B", 2, 2)]) for step in range(5)]
+    new = [datum(step, [row("A", 2, 0), row("C", 2, 0)]) for step in range(3)]
+    for index, item in enumerate(old + new):
+        item.wall_time = float(index)
+    old_fix = datum(3, [{"site": "B", "fix": "revive", "message": "m"}])
+    old_fix.wall_time = 3.5
+    view = reader.overview("r", old + new, [old_fix])
+    assert view["steps"] == [0, 1, 2]
+    assert [site["name"] for site in view["sites"]] == ["A", "C"]
+    assert view["dead"] == [[0, 0, 0], [0, 0, 0]]
+    assert view["fix_events"] == []
+
+
+def test_rows_with_wrong_types_are_skipped():
+    good = row("a", 2, 1)
+    bad = [
+        ["b", "relu", "2", 1, 0, 0, 0.5, None, None],  # units as text
+        [["c"], "relu", 2, 1, 0, 0, 0.5, None, None],  # a list as a name
+        ["d", "relu", 2, 3, 0, 0, 0.5, None, None],  # more dead than units
+        ["e", "relu", 2, 1, 0, 0, float("nan"), None, None],
+        ["f", "relu", 0, 0, 0, 0, None, None, None],  # no units
+        ["g", "relu", True, 0, 0, 0, None, None, None],
+    ]
+    view = reader.overview("r", [datum(0, [good, *bad])], [])
+    assert [site["name"] for site in view["sites"]] == ["a"]
+    assert view["dead_fraction"] == [[0.5]]
+
+
 def test_a_site_missing_from_a_window_is_null_not_zero():
     series = [datum(0, [row("a", 2, 0)]), datum(1, [row("a", 2, 1), row("b", 4, 4)])]
     view = reader.overview("r", series, [])
@@ -99,7 +130,7 @@ def test_site_detail_unit_map_shows_each_groups_lowest_rate_and_nan_units():
     detail = reader.site_detail("r", "a", sites, units, [], max_windows=2)
     assert detail["unit_steps"] == detail["steps"] == [1, 2]
     assert detail["step_ranges"] == [[0, 1], [2, 2]]
-    assert detail["unit_rates"] == [[0.0, 0.2], [0.5, 1.0], [None, 0.1]]
+    assert detail["unit_permille"] == [[0, 200], [500, 1000], [None, 100]]
 
 
 def window(dead_units: int, units: int = 4, name: str = "h") -> WindowStatistics:

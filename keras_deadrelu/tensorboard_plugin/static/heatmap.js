@@ -271,7 +271,8 @@ export function miniHeatmap(data, order, { width, labelWidth }) {
  * [map, note]; the note (or null) says when cells share pixels.
  */
 export function unitMap(detail, { width, left, right }) {
-  const rates = detail.unit_rates;
+  // The route sends whole thousandths (0-1000, null for a NaN unit).
+  const rates = detail.unit_permille.map((row) => row.map((v) => (v === null ? null : v / 1000)));
   const units = rates.length;
   const columns = detail.unit_steps.length;
   const plotWidth = Math.max(40, width - left - right);

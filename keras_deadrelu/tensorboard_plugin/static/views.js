@@ -260,7 +260,7 @@ export function siteView(main, detail, { onBack }) {
 
   const unitsPanel = panel("Units × windows", "firing rate of each unit; dark rows are dead units");
   mainColumn.append(unitsPanel);
-  if (detail.unit_rates.length && detail.unit_steps.length) {
+  if (detail.unit_permille.length && detail.unit_steps.length) {
     const unitRanges =
       detail.unit_steps.length === columns ? ranges : detail.unit_steps.map((step) => [step, step]);
     const [map, note] = unitMap(detail, { width: mainWidth, left, right });
