@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -100,13 +101,7 @@ class LowerLearningRate(Fix):
         self._acted_for.add(site.name)
         schedule = optimizer._learning_rate  # the schedule or the variable
         if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
-            if isinstance(schedule, ScaledSchedule):
-                inner, scale = schedule.schedule, schedule.scale * self.factor
-            else:
-                inner, scale = schedule, self.factor
-            optimizer.learning_rate = ScaledSchedule(inner, scale, self.min_lr)
-            self._model_schedule = optimizer._learning_rate
-            model.make_train_function(force=True)
+            self._scale_schedule(model, optimizer, lambda scale: scale * self.factor)
         else:
             optimizer.learning_rate = max(before * self.factor, self.min_lr)
         after = current_learning_rate(optimizer)
@@ -129,17 +124,27 @@ class LowerLearningRate(Fix):
     def restore(self, model: Any, sites: dict[str, Site], state: dict) -> None:
         self._acted_for = set(state.get("acted_for", []))
         self._previous_dead_fraction = dict(state.get("previous_dead_fraction", {}))
-        scale = state.get("schedule_scale")
+        saved = state.get("schedule_scale")
         optimizer = _innermost(model.optimizer)
-        schedule = optimizer._learning_rate
-        if scale is not None and isinstance(
-            schedule, keras.optimizers.schedules.LearningRateSchedule
+        if saved is not None and isinstance(
+            optimizer._learning_rate, keras.optimizers.schedules.LearningRateSchedule
         ):
-            if isinstance(schedule, ScaledSchedule):
-                schedule = schedule.schedule
-            optimizer.learning_rate = ScaledSchedule(schedule, scale, self.min_lr)
-            model.make_train_function(force=True)
+            self._scale_schedule(model, optimizer, lambda _: float(saved))
         self._model_schedule = optimizer._learning_rate
+
+    def _scale_schedule(
+        self, model: Any, optimizer: Any, new_scale: Callable[[float], float]
+    ) -> None:
+        """Wraps the optimizer's schedule in a :class:`ScaledSchedule` of scale
+        ``new_scale(current scale)`` (1 for a plain schedule); retraces."""
+        schedule, scale = optimizer._learning_rate, 1.0
+        if isinstance(schedule, ScaledSchedule):
+            schedule, scale = schedule.schedule, schedule.scale
+        optimizer.learning_rate = ScaledSchedule(
+            schedule, new_scale(scale), self.min_lr
+        )
+        self._model_schedule = optimizer._learning_rate
+        model.make_train_function(force=True)
 
     def get_config(self) -> dict[str, Any]:
         return {"factor": self.factor, "min_lr": self.min_lr, "cooldown": self.cooldown}

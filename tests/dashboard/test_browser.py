@@ -466,3 +466,26 @@ def test_many_sites_many_windows_one_window_and_long_names(tab):
     hover_cell(tab, "block_1/dense", 0, 1)
     expect(tab.tooltip).to_contain_text("block_1/dense")
     tab.assert_clean()
+
+
+def test_names_and_messages_are_shown_as_text_never_as_html(tab):
+    html = '<img src=x onerror="window.__pwned=1">'
+    answer = _synthetic_overview(html, 3, 4, html)
+    answer["fix_events"][0].update(message=html, diagnosis=html, site=html)
+    runs = {"runs": [{"run": html, "max_step": 3, "sites": [], "has_fix_events": True}]}
+    tab.page.route("**/" + PLUGIN + "runs", lambda route: route.fulfill(json=runs))
+    tab.page.route(
+        "**/" + PLUGIN + "overview?*", lambda route: route.fulfill(json=answer)
+    )
+    dialogs = []
+    tab.page.on("dialog", lambda dialog: (dialogs.append(dialog), dialog.dismiss()))
+    tab.goto()
+    overview = tab.frame.locator("#overview")
+    overview.wait_for()
+    expect(tab.frame.locator(".heatmap-row").first).to_contain_text("<img src=x")
+    tab.frame.locator(".fix-marker").first.hover()
+    expect(tab.tooltip).to_contain_text(html)
+    assert tab.frame.locator("img").count() == 0
+    assert overview.evaluate("() => window.__pwned") is None
+    assert dialogs == []
+    tab.assert_clean()
