@@ -8,47 +8,14 @@ assert on.
 
 from __future__ import annotations
 
-import json
-import math
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "benchmarks" / "scale.py"
-
-
-def _positive_finite(value: object) -> bool:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value > 0
-    )
+from benchmark_runs import positive_finite, run_quick
 
 
 @pytest.fixture(scope="module")
 def report() -> dict:
-    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
-    )
-    completed = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=230,
-        env=env,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr[-4000:]
-    lines = completed.stdout.strip().splitlines()
-    assert lines, completed.stderr[-4000:]
-    result = json.loads(lines[-1])
-    result["_table"] = "\n".join(lines[:-1])
+    result, table = run_quick("scale", timeout=230)
+    result["_table"] = "\n".join(table)
     return result
 
 
@@ -78,27 +45,27 @@ def test_quick_run_reports_resnet50_and_probe_memory(report: dict) -> None:
     assert {entry["elements"] for entry in sizes} == {elements}
     assert resnet["buffer_identical_across_sizes"] is True
     assert set(resnet["buffer_elements_every_epoch"]) == {elements}
-    assert _positive_finite(resnet["median_ratio"])
-    assert _positive_finite(resnet["median_cpu_ratio"])
+    assert positive_finite(resnet["median_ratio"])
+    assert positive_finite(resnet["median_cpu_ratio"])
     assert isinstance(resnet["passed"], bool)
     timing = resnet["timing"]
     assert timing["pairs"] >= 1
     assert len(timing["epoch_s_with"]) == len(timing["epoch_s_without"])
-    assert all(_positive_finite(t) for t in timing["epoch_s_with"])
-    assert all(_positive_finite(t) for t in timing["epoch_s_without"])
+    assert all(positive_finite(t) for t in timing["epoch_s_with"])
+    assert all(positive_finite(t) for t in timing["epoch_s_without"])
 
     probe = report["probe_memory"]
     assert probe["many_samples"] > probe["few_samples"]
     assert {c["api"] for c in probe["comparisons"]} == {"dead_fractions", "monitor"}
     for comparison in probe["comparisons"]:
-        assert _positive_finite(comparison["peak_ratio"])
+        assert positive_finite(comparison["peak_ratio"])
         assert comparison["fractions_sane"] is True
         assert isinstance(comparison["passed"], bool)
     assert len(probe["runs"]) == 4
     for run in probe["runs"]:
         assert run["samples"] in (probe["few_samples"], probe["many_samples"])
-        assert _positive_finite(run["peak_kib"])
-        assert _positive_finite(run["rss_before_kib"])
+        assert positive_finite(run["peak_kib"])
+        assert positive_finite(run["rss_before_kib"])
         assert len(run["rss_timeline_kib"]) == 10
         # ru_maxrss is this child's own peak, not one inherited across exec.
         assert run["peak_agrees_with_vmhwm"] is True
