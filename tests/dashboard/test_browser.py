@@ -435,7 +435,9 @@ def test_many_sites_many_windows_one_window_and_long_names(tab):
     started = time.monotonic()
     tab.frame.locator('#overview[data-run="big"]').wait_for()
     expect(tab.frame.locator(".heatmap-row")).to_have_count(100)
-    assert time.monotonic() - started < 5, "100 sites x 1000 windows drew too slowly"
+    # Generous bounds (a loaded CI machine): they catch a DOM node per cell,
+    # not a few hundred milliseconds.
+    assert time.monotonic() - started < 15, "100 x 1000 windows drew too slowly"
     # Drawing (not fetching) the 100 x 1000 map, timed in the page.
     elapsed = tab.frame.locator("#run-select").evaluate(
         """async (select) => {
@@ -449,7 +451,7 @@ def test_many_sites_many_windows_one_window_and_long_names(tab):
             return performance.now() - start;
         }"""
     )
-    assert elapsed < 2500, f"re-drawing took {elapsed:.0f} ms"
+    assert elapsed < 8000, f"re-drawing took {elapsed:.0f} ms"
     assert tab.frame.locator(".heatmap-row canvas").count() == 100
     assert tab.frame.locator("#heatmap").get_attribute("data-columns") == "1000"
     label = tab.frame.locator(f'.heatmap-row[data-site="{long_name}"] .site-name')
