@@ -9,6 +9,9 @@
 - :mod:`~keras_deadrelu.tensorboard_plugin.plugin`: the TensorBoard plugin
   (routes and static files); :mod:`~keras_deadrelu.tensorboard_plugin.loader`
   is its ``tensorboard_plugins`` entry point.
+- :mod:`~keras_deadrelu.tensorboard_plugin.wsgi`: TensorBoard with the plugin
+  as an in-process WSGI app.
+- ``static/``: the frontend, plain ES modules (no build step).
 
 Importing this package imports nothing from TensorBoard's server side.
 """
