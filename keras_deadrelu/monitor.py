@@ -402,8 +402,8 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         callback's on_train_begin (BackupAndRestore's included)."""
         if self.backup_dir is not None:
             self._restore_state()
-        # Steps a rolled-back fit redoes were written already: not twice.
-        self._skip_writes_until = self._last_written_step
+            # Steps a rolled-back fit redoes were written already: not twice.
+            self._skip_writes_until = self._last_written_step
         self._snapshots = WeightSnapshots()
         self._snapshots.take(self._incoming_layers)
         self._global_step = self._iterations()

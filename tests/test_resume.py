@@ -289,3 +289,16 @@ def test_backup_dir_that_is_a_file(tmp_path):
     path.write_text("")
     with pytest.raises(ValueError, match="is a file"):
         kd.DeadNeuronMonitor(None, backup_dir=path)
+
+
+def test_without_backup_dir_a_recompiled_refit_writes_its_windows(tmp_path):
+    """Only a monitor given `backup_dir` holds back steps it wrote before: a
+    model recompiled (iterations from 0) and fitted again is logged."""
+    model = mlp(keras.optimizers.SGD(0.01))
+    monitor = kd.DeadNeuronMonitor(tmp_path, verbose=0, freq=4)
+    model.fit(X, Y, epochs=1, batch_size=64, verbose=0, callbacks=[monitor])
+    model.compile(keras.optimizers.SGD(0.01), "mse")
+    model.fit(X, Y, epochs=1, batch_size=64, verbose=0, callbacks=[monitor])
+    records = read_run(os.path.join(tmp_path, "dead_neurons"))
+    steps = [s for s, _ in scalar_series(records, "dead_fraction")]
+    assert steps == [4, 8, 4, 8]
