@@ -23,7 +23,10 @@ from keras_deadrelu.diagnosis import (
     diagnose,
 )
 from keras_deadrelu.fixes import Fix, FixEvent, resolve_fixes
-from keras_deadrelu.fixes.lower_learning_rate import current_learning_rate
+from keras_deadrelu.fixes.lower_learning_rate import (
+    current_learning_rate,
+    innermost_optimizer,
+)
 from keras_deadrelu.layer_graph import incoming_layer
 from keras_deadrelu.measurement import SiteMeasurement
 from keras_deadrelu.probe import as_batches, first_batch
@@ -297,10 +300,8 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         self._last_batch = -1
         self._steps_in_window = 0
         self._window_closed_this_epoch = False
-        self._first_epoch_of_fit = False
         self._states: list[dict] = []
         self._last_written_step: int | None = None
-        self._skip_writes_until: int | None = None
 
     # ----------------------------------------------------------------- setup
     def on_train_begin(self, logs=None):
@@ -355,9 +356,9 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
             if (layer := incoming_layer(site)) is not None
         }
         self._epoch_step_offset = None
-        # The rest waits for the first epoch: BackupAndRestore loads weights
-        # and the iteration count in its on_train_begin, maybe after this one.
-        self._first_epoch_of_fit = True
+        # The rest waits for the first epoch (the offset still None marks
+        # it): BackupAndRestore loads weights and the iteration count in its
+        # on_train_begin, maybe after this one.
 
     def on_train_end(self, logs=None):
         leftover = self.freq != "epoch" and self._steps_in_window > 0
@@ -388,10 +389,9 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
 
     # --------------------------------------------------------------- windows
     def on_epoch_begin(self, epoch, logs=None):
-        if self._first_epoch_of_fit and self._measurement is not None:
-            self._first_epoch_of_fit = False
-            self._begin_fit(epoch)
         if self._epoch_step_offset is None:
+            if self._measurement is not None:
+                self._begin_fit(epoch)
             self._epoch_step_offset = max(self._next_epoch_step, epoch) - epoch
         self._last_batch = -1
         self._window_closed_this_epoch = False
@@ -402,8 +402,6 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         callback's on_train_begin (BackupAndRestore's included)."""
         if self.backup_dir is not None:
             self._restore_state()
-            # Steps a rolled-back fit redoes were written already: not twice.
-            self._skip_writes_until = self._last_written_step
         self._snapshots = WeightSnapshots()
         self._snapshots.take(self._incoming_layers)
         self._global_step = self._iterations()
@@ -443,8 +441,10 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
                 logs["dead_fraction"] = window.dead_fraction
 
     def _sink_for(self, step: int) -> TensorBoardSink | None:
-        """The sink, unless `step` was written before a restart (no duplicates)."""
-        if self._skip_writes_until is not None and step <= self._skip_writes_until:
+        """The sink, unless `backup_dir` is set and `step` was written already:
+        a fit rolled back by BackupAndRestore redoes steps, but not twice."""
+        written = self._last_written_step
+        if self.backup_dir is not None and written is not None and step <= written:
             return None
         return self._sink
 
@@ -506,9 +506,7 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         """A hash of the weights and the learning rate, to match a state with
         the weights ``BackupAndRestore`` restores."""
         variables = list(self.model.weights)
-        optimizer = getattr(self.model, "optimizer", None)
-        while getattr(optimizer, "inner_optimizer", None) is not None:
-            optimizer = optimizer.inner_optimizer
+        optimizer = innermost_optimizer(getattr(self.model, "optimizer", None))
         rate = getattr(optimizer, "_learning_rate", None)
         if hasattr(rate, "assign"):  # a float learning rate: a variable
             variables.append(rate)

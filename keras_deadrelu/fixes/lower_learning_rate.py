@@ -20,7 +20,7 @@ def current_learning_rate(optimizer: Any) -> float:
     return float(np.asarray(keras.ops.convert_to_numpy(optimizer.learning_rate)))
 
 
-def _innermost(optimizer: Any) -> Any:
+def innermost_optimizer(optimizer: Any) -> Any:
     """The optimizer that owns the learning rate (a LossScaleOptimizer, as
     under mixed precision, wraps it)."""
     while getattr(optimizer, "inner_optimizer", None) is not None:
@@ -70,7 +70,7 @@ class LowerLearningRate(Fix):
         self._model_schedule: Any = None  # the ScaledSchedule this fix set, if any
 
     def check_model(self, model: Any) -> None:
-        optimizer = _innermost(getattr(model, "optimizer", None))
+        optimizer = innermost_optimizer(getattr(model, "optimizer", None))
         if optimizer is None or not hasattr(optimizer, "learning_rate"):
             raise ValueError(
                 "fix='lower_lr' needs a compiled model whose optimizer has a "
@@ -89,7 +89,7 @@ class LowerLearningRate(Fix):
     def apply(
         self, model: Any, site: Site, statistics: SiteStatistics
     ) -> tuple[float, float, str] | None:
-        optimizer = _innermost(model.optimizer)
+        optimizer = innermost_optimizer(model.optimizer)
         before = current_learning_rate(optimizer)
         if before <= self.min_lr:
             return None
@@ -125,7 +125,7 @@ class LowerLearningRate(Fix):
         self._acted_for = set(state.get("acted_for", []))
         self._previous_dead_fraction = dict(state.get("previous_dead_fraction", {}))
         saved = state.get("schedule_scale")
-        optimizer = _innermost(model.optimizer)
+        optimizer = innermost_optimizer(model.optimizer)
         if saved is not None and isinstance(
             optimizer._learning_rate, keras.optimizers.schedules.LearningRateSchedule
         ):

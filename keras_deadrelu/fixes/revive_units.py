@@ -27,6 +27,7 @@ import numpy as np
 
 from keras_deadrelu._validation import check_number
 from keras_deadrelu.fixes.base import Fix
+from keras_deadrelu.fixes.lower_learning_rate import innermost_optimizer
 from keras_deadrelu.layer_graph import (
     incoming_layer,
     input_axis,
@@ -80,7 +81,7 @@ def _slots(optimizer: Any, variable: Any) -> list[Any]:
     """The optimizer's slot variables for `variable` (moments, momentum,
     accumulators), found by the optimizer's own index of the variable: every
     list of per-variable slots the optimizer keeps, at that index."""
-    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+    optimizer = innermost_optimizer(optimizer)
     find_index = getattr(optimizer, "_get_variable_index", None)
     trainable = getattr(optimizer, "_trainable_variables", None)
     if find_index is None or not trainable:
