@@ -124,8 +124,9 @@ def leaky_relu(x: Any, negative_slope: Any) -> Any:
 
     With a Python number for `negative_slope` this uses the backend's fused
     kernel (`keras.ops.leaky_relu`). With a tensor (for example a variable
-    that may change between steps) it computes `x * where(x >= 0, 1, slope)`:
-    its gradient with respect to `x` is a single multiply.
+    that may change between steps) it computes `x * where(x > 0, 1, slope)`:
+    its gradient with respect to `x` is a single multiply. Both forms give
+    the gradient `slope` at `x = 0`, as TensorFlow's fused kernel does.
 
     Args:
         x: Input tensor.
@@ -151,4 +152,4 @@ def leaky_relu(x: Any, negative_slope: Any) -> Any:
         negative_slope = check_number("negative_slope", negative_slope, minimum=0)
         return ops.leaky_relu(x, negative_slope=negative_slope)
     slope = ops.cast(negative_slope, x.dtype)
-    return x * ops.where(x >= 0, ops.cast(1, x.dtype), slope)
+    return x * ops.where(x > 0, ops.cast(1, x.dtype), slope)

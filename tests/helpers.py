@@ -39,7 +39,8 @@ def np_leaky_relu(x: np.ndarray, slope: float) -> np.ndarray:
 
 
 def np_leaky_relu_grad(x: np.ndarray, slope: float) -> np.ndarray:
-    return np.where(np.asarray(x) >= 0, 1.0, slope)
+    # At x = 0 the gradient is the slope, as in TensorFlow's fused kernel.
+    return np.where(np.asarray(x) > 0, 1.0, slope)
 
 
 def outputs_and_gradients(layer, x, upstream=None):

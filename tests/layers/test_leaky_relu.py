@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from helpers import np_leaky_relu, np_leaky_relu_grad, outputs_and_gradients
 
 from keras_deadrelu.layers import LeakyReLU
@@ -88,3 +89,112 @@ def test_bad_slope(slope):
 def test_slope_of_wrong_type():
     with pytest.raises(TypeError, match="negative_slope"):
         LeakyReLU(None)
+
+
+def _traced_step(layer, jit_compile):
+    @tf.function(jit_compile=jit_compile)
+    def step(x, upstream):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+        return y, tape.gradient(y, x, upstream)
+
+    return step
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+@pytest.mark.parametrize("change", ["set_negative_slope", "assign"])
+def test_outputs_and_gradients_after_a_change_in_a_traced_step(jit_compile, change):
+    # The trace is made with 0.01; the slope then changes to 0.5 (through the
+    # setter, or by assigning the weight directly, which the layer does not
+    # see): the same trace must compute with 0.5, forward and backward.
+    layer = LeakyReLU(0.01)
+    layer.build(X.shape)
+    step = _traced_step(layer, jit_compile)
+    upstream = np.linspace(-1.0, 1.0, X.size).astype("float32")
+    y, dx = step(tf.constant(X), tf.constant(upstream))
+    np.testing.assert_allclose(y, np_leaky_relu(X, 0.01), rtol=1e-6)
+    np.testing.assert_allclose(dx, np_leaky_relu_grad(X, 0.01) * upstream, rtol=1e-6)
+    if change == "assign":
+        layer.negative_slope_variable.assign(0.5)
+    else:
+        layer.set_negative_slope(0.5)
+    y, dx = step(tf.constant(X), tf.constant(upstream))
+    np.testing.assert_allclose(y, np_leaky_relu(X, 0.5), rtol=1e-6)
+    np.testing.assert_allclose(dx, np_leaky_relu_grad(X, 0.5) * upstream, rtol=1e-6)
+    assert step.experimental_get_tracing_count() == 1
+
+
+def _fused_kernel_slopes(layer, input_shape):
+    """The `alpha` of every fused LeakyRelu op in a trace of `layer`."""
+    graph = (
+        tf.function(layer)
+        .get_concrete_function(tf.TensorSpec(input_shape, "float32"))
+        .graph.as_graph_def()
+    )
+    nodes = [node for function in graph.library.function for node in function.node_def]
+    nodes += list(graph.node)
+    return [node.attr["alpha"].f for node in nodes if node.op == "LeakyRelu"]
+
+
+def test_a_trace_uses_the_fused_kernel_with_the_current_slope():
+    layer = LeakyReLU(0.01)
+    layer.build(X.shape)
+    assert _fused_kernel_slopes(layer, X.shape) == [pytest.approx(0.01)]
+    layer.set_negative_slope(0.3)
+    assert _fused_kernel_slopes(layer, X.shape) == [pytest.approx(0.3)]
+
+
+@pytest.mark.parametrize("load", ["load_weights", "set_weights"])
+def test_loaded_slope_is_the_next_traces_fused_slope(tmp_path, load):
+    saved = keras.Sequential([keras.Input(X.shape), LeakyReLU(0.3)])
+    target = keras.Sequential([keras.Input(X.shape), LeakyReLU(0.01)])
+    if load == "load_weights":
+        path = str(tmp_path / "leaky.weights.h5")
+        saved.save_weights(path)
+        target.load_weights(path)
+    else:
+        target.layers[0].set_weights(saved.layers[0].get_weights())
+    layer = target.layers[0]
+    assert layer.negative_slope == pytest.approx(0.3)
+    assert _fused_kernel_slopes(layer, X.shape) == [pytest.approx(0.3)]
+    np.testing.assert_allclose(
+        target.predict(X[None], verbose=0)[0], np_leaky_relu(X, 0.3), rtol=1e-6
+    )
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_slope_change_under_mixed_precision(policy):
+    keras.config.set_dtype_policy(policy)
+    layer = LeakyReLU(0.01)
+    layer.build(X.shape)
+    step = _traced_step(layer, jit_compile=False)
+    x = tf.constant(X)
+    upstream = tf.ones(X.shape, policy.split("_")[1])
+    tolerance = 1e-2 if policy == "mixed_bfloat16" else 1e-3
+    for slope in (0.01, 0.5):
+        layer.set_negative_slope(slope)
+        y, dx = step(x, upstream)
+        assert y.dtype == policy.split("_")[1]
+        np.testing.assert_allclose(
+            np.asarray(tf.cast(y, tf.float32)), np_leaky_relu(X, slope), rtol=tolerance
+        )
+        np.testing.assert_allclose(
+            np.asarray(tf.cast(dx, tf.float32)),
+            np_leaky_relu_grad(X, slope),
+            rtol=tolerance,
+        )
+    assert step.experimental_get_tracing_count() == 1
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_branch_on_the_slope_only_without_xla(jit_compile):
+    # Without XLA the trace holds the fused kernel behind a branch on the
+    # slope; XLA fuses the general form by itself, so it gets no branch.
+    layer = LeakyReLU(0.01)
+    layer.build(X.shape)
+    function = tf.function(layer, jit_compile=jit_compile)
+    graph = function.get_concrete_function(tf.TensorSpec(X.shape, "float32")).graph
+    ops_traced = {node.op for node in graph.as_graph_def().node}
+    assert bool(ops_traced & {"If", "StatelessIf"}) is not jit_compile
+    np.testing.assert_allclose(function(X), np_leaky_relu(X, 0.01), rtol=1e-6)
