@@ -10,7 +10,9 @@ not need it (ours written with `where`), but not for fused kernels whose
 gradient reads the output (`Relu`, `Elu`, `Selu`), which skews the ratios.
 Contenders are warmed up, then run interleaved in rounds, in a fresh random
 (seeded) order each round so no contender always follows the same one;
-medians over the rounds are reported. Prints a table, then one JSON line.
+medians over the rounds are reported, of wall time and of process CPU time
+(on a shared machine other processes stretch wall time in bursts; CPU time
+mostly ignores them). Prints a table, then one JSON line.
 
     python benchmarks/layers.py            # full run
     python benchmarks/layers.py --quick    # smoke run (seconds)
@@ -64,6 +66,7 @@ def _run(step, x, upstream):
 
 
 def time_forward_backward(shape, jit_compile, rounds, warmup=5):
+    """Median wall and process-CPU milliseconds per forward + backward."""
     x = tf.random.normal(shape, seed=1)
     upstream = tf.random.normal(shape, seed=2)
     contenders = {"ReLU": keras.layers.ReLU()}
@@ -76,28 +79,39 @@ def time_forward_backward(shape, jit_compile, rounds, warmup=5):
         steps[name] = _step_function(layer, jit_compile)
         for _ in range(warmup):
             _run(steps[name], x, upstream)
-    times = {name: [] for name in steps}
+    wall = {name: [] for name in steps}
+    cpu = {name: [] for name in steps}
     order = list(steps)
     shuffler = random.Random(0)
     for _ in range(rounds):
         shuffler.shuffle(order)
         for name in order:
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             _run(steps[name], x, upstream)
-            times[name].append(time.perf_counter() - start)
-    return {name: 1e3 * statistics.median(values) for name, values in times.items()}
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
+    return _medians_ms(wall, cpu)
+
+
+def _medians_ms(wall, cpu):
+    return {
+        name: (1e3 * statistics.median(wall[name]), 1e3 * statistics.median(cpu[name]))
+        for name in wall
+    }
 
 
 class _EpochTimer(keras.callbacks.Callback):
     def __init__(self):
         super().__init__()
         self.durations = []
+        self.cpu_durations = []
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
+        self._start, self._start_cpu = time.perf_counter(), time.process_time()
 
     def on_epoch_end(self, epoch, logs=None):
         self.durations.append(time.perf_counter() - self._start)
+        self.cpu_durations.append(time.process_time() - self._start_cpu)
 
 
 def _mlp(make_activation, features, width=512, depth=4):
@@ -123,7 +137,8 @@ def time_fit_epochs(samples, epochs, rounds):
         model.compile(optimizer="adam", loss="mse")  # jit_compile="auto"
         model.fit(x[:1024], y[:1024], batch_size=128, epochs=1, verbose=0)  # warm up
         models[name] = model
-    durations = {name: [] for name in models}
+    wall = {name: [] for name in models}
+    cpu = {name: [] for name in models}
     order = list(models)
     shuffler = random.Random(0)
     for _ in range(rounds):
@@ -132,14 +147,19 @@ def time_fit_epochs(samples, epochs, rounds):
             model = models[name]
             timer = _EpochTimer()
             model.fit(x, y, batch_size=128, epochs=epochs, verbose=0, callbacks=[timer])
-            durations[name].extend(timer.durations)
-    return {name: 1e3 * statistics.median(values) for name, values in durations.items()}
+            wall[name].extend(timer.durations)
+            cpu[name].extend(timer.cpu_durations)
+    return _medians_ms(wall, cpu)
 
 
 def _rows(setting, times):
     rows = []
     for name in PAIRS:
-        ours, theirs, relu = times[f"kd.{name}"], times[f"keras.{name}"], times["ReLU"]
+        (ours, ours_cpu), (theirs, theirs_cpu) = (
+            times[f"kd.{name}"],
+            times[f"keras.{name}"],
+        )
+        relu, relu_cpu = times["ReLU"]
         rows.append(
             {
                 "setting": setting,
@@ -149,6 +169,8 @@ def _rows(setting, times):
                 "relu_ms": round(relu, 3),
                 "kd_over_keras": round(ours / theirs, 3),
                 "kd_over_relu": round(ours / relu, 3),
+                "kd_over_keras_cpu": round(ours_cpu / theirs_cpu, 3),
+                "kd_over_relu_cpu": round(ours_cpu / relu_cpu, 3),
             }
         )
     return rows
@@ -161,7 +183,7 @@ def main(argv=None):
     if args.quick:
         shape, rounds, samples, epochs, fit_rounds = (256, 128), 3, 512, 1, 1
     else:
-        shape, rounds, samples, epochs, fit_rounds = (4096, 1024), 60, 16384, 2, 3
+        shape, rounds, samples, epochs, fit_rounds = (4096, 1024), 60, 16384, 2, 6
     rows = []
     for jit_compile in (False, True):
         times = time_forward_backward(shape, jit_compile, rounds)
@@ -169,7 +191,7 @@ def main(argv=None):
     rows += _rows("fit epoch (jit auto)", time_fit_epochs(samples, epochs, fit_rounds))
 
     header = f"{'setting':22s} {'layer':10s} {'kd ms':>9s} {'keras ms':>9s} "
-    header += f"{'ReLU ms':>9s} {'kd/keras':>9s} {'kd/ReLU':>8s}"
+    header += f"{'ReLU ms':>9s} {'kd/keras':>9s} {'kd/ReLU':>8s} {'cpu kd/keras':>12s}"
     print(f"shape={shape} backend={keras.backend.backend()} tf={tf.__version__}")
     print(header)
     print("-" * len(header))
@@ -177,7 +199,8 @@ def main(argv=None):
         print(
             f"{row['setting']:22s} {row['layer']:10s} {row['kd_ms']:9.2f} "
             f"{row['keras_ms']:9.2f} {row['relu_ms']:9.2f} "
-            f"{row['kd_over_keras']:9.2f} {row['kd_over_relu']:8.2f}"
+            f"{row['kd_over_keras']:9.2f} {row['kd_over_relu']:8.2f} "
+            f"{row['kd_over_keras_cpu']:12.2f}"
         )
     summary = {
         "benchmark": "layers",

@@ -10,5 +10,6 @@ def test_quick_layers_benchmark_prints_json_summary():
     settings = {row["setting"] for row in summary["rows"]}
     assert len(settings) == 3
     expected_keys = {"kd_ms", "keras_ms", "relu_ms", "kd_over_keras", "kd_over_relu"}
+    expected_keys |= {"kd_over_keras_cpu", "kd_over_relu_cpu"}
     for row in summary["rows"]:
         assert set(row) >= expected_keys
