@@ -9,22 +9,7 @@ from keras import ops
 
 from keras_deadrelu import activations
 from keras_deadrelu._validation import check_number
-
-
-def _compiled_by_xla() -> bool:
-    """Whether the code being traced now will be compiled by XLA."""
-    backend = keras.backend.backend()
-    if backend == "jax":
-        return True
-    if backend != "tensorflow":
-        return False
-    try:
-        import tensorflow as tf
-        from tensorflow.python.ops import control_flow_util
-    except ImportError:  # pragma: no cover - a TensorFlow without the helper
-        return False
-    graph = tf.compat.v1.get_default_graph()
-    return bool(control_flow_util.GraphOrParentsInXlaContext(graph))
+from keras_deadrelu._xla import compiled_by_xla
 
 
 @keras.saving.register_keras_serializable(package="keras_deadrelu")
@@ -126,7 +111,7 @@ class LeakyReLU(keras.layers.Layer):
     def call(self, inputs: Any) -> Any:
         inputs = ops.convert_to_tensor(inputs)
         slope = self.negative_slope_variable.value
-        if _compiled_by_xla():
+        if compiled_by_xla():
             # XLA fuses the general form as well as the kernel; a `cond`
             # would only add a branch.
             return activations.leaky_relu(inputs, slope)

@@ -1,0 +1,30 @@
+"""Whether the code being traced now will be compiled by XLA.
+
+Some forms are fastest as TensorFlow kernels without XLA but cost nothing
+extra, or less, once XLA fuses them; code picks its form at trace time.
+
+>>> compiled_by_xla()  # eager Python code, not traced
+False
+"""
+
+from __future__ import annotations
+
+import keras
+
+
+def compiled_by_xla() -> bool:
+    """True inside a trace that XLA compiles: always with JAX, and with
+    TensorFlow inside a ``jit_compile=True`` function (Keras's ``fit`` with
+    ``jit_compile`` on)."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        return True
+    if backend != "tensorflow":
+        return False
+    try:
+        import tensorflow as tf
+        from tensorflow.python.ops import control_flow_util
+    except ImportError:  # pragma: no cover - a TensorFlow without the helper
+        return False
+    graph = tf.compat.v1.get_default_graph()
+    return bool(control_flow_util.GraphOrParentsInXlaContext(graph))
