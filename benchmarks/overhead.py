@@ -52,9 +52,11 @@ PASS/FAIL is judged on the wall-time ratio. Each epoch's process CPU time
 (``time.process_time``, all threads) is recorded too, and its median per-pair
 ratio is printed beside the wall-time one: on a shared machine other
 processes' load stretches wall time in bursts of seconds, which CPU time
-mostly ignores, so when the two ratios disagree, trust the CPU ratio for the
-work the callback adds and rerun on a quiet machine for the wall-time goal
-(the JSON holds the load average at the start and the end, and every epoch).
+mostly ignores. CPU time has a bias of its own (TensorFlow's thread pools
+spin while idle, so small extra ops can add CPU time but no wall time), so
+neither ratio settles a goal of a few percent on a busy machine: rerun on a
+quiet one, with more pairs, for the wall-time goal (the JSON holds the load
+average at the start and the end, and every epoch).
 
 The table is printed first; the LAST line of stdout is one JSON object:
 ``{"benchmark": "overhead", "machine": {...}, "config": {...},
