@@ -24,7 +24,8 @@ def compiled_by_xla() -> bool:
     try:
         import tensorflow as tf
         from tensorflow.python.ops import control_flow_util
-    except ImportError:  # pragma: no cover - a TensorFlow without the helper
-        return False
-    graph = tf.compat.v1.get_default_graph()
-    return bool(control_flow_util.GraphOrParentsInXlaContext(graph))
+
+        in_xla_context = control_flow_util.GraphOrParentsInXlaContext
+    except (ImportError, AttributeError):  # pragma: no cover - a TensorFlow
+        return False  # without the helper: assume no XLA (always correct)
+    return bool(in_xla_context(tf.compat.v1.get_default_graph()))

@@ -125,8 +125,8 @@ def leaky_relu(x: Any, negative_slope: Any) -> Any:
     With a Python number for `negative_slope` this uses the backend's fused
     kernel (`keras.ops.leaky_relu`). With a tensor (for example a variable
     that may change between steps) it computes `x * where(x > 0, 1, slope)`:
-    its gradient with respect to `x` is a single multiply. Both forms give
-    the gradient `slope` at `x = 0`, as TensorFlow's fused kernel does.
+    its gradient with respect to `x` is a single multiply, and `slope` at
+    `x = 0`, as in TensorFlow's fused kernel.
 
     Args:
         x: Input tensor.

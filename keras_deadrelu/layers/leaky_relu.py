@@ -34,14 +34,14 @@ class LeakyReLU(keras.layers.Layer):
     saved in `.keras` files; `get_config()["negative_slope"]` reports the
     current value, so config and weight agree.
 
-    Speed: a trace remembers the slope it was made with. While the weight
-    still holds that slope, the step runs the backend's fused Leaky ReLU
-    kernel, as fast as `keras.layers.LeakyReLU`; once the slope changes, the
-    same trace switches (through a `cond`, no retrace) to
-    `x * where(x > 0, 1, slope)`, which without XLA costs about 1.5x the
-    fused kernel on CPU until the next trace. Under XLA (JAX, or TensorFlow
-    with `jit_compile`) the general form alone is traced: XLA fuses it, and
-    it costs the same as the kernel.
+    Speed (TensorFlow without XLA): a trace remembers the slope it was made
+    with. While the weight still holds that slope, the step runs the fused
+    Leaky ReLU kernel, as fast as `keras.layers.LeakyReLU`; once the slope
+    changes, the same trace switches (through a `cond`, no retrace) to
+    `x * where(x > 0, 1, slope)`, which costs about 1.5x the fused kernel on
+    CPU until the next trace. Under XLA (JAX, or TensorFlow with
+    `jit_compile`) and on other backends the general form alone is traced;
+    XLA fuses it, and it costs the same as the kernel.
 
     Args:
         negative_slope: Slope for `x < 0`, a finite number >= 0. Defaults to
@@ -98,24 +98,16 @@ class LeakyReLU(keras.layers.Layer):
         if self.negative_slope_variable is not None:
             self.negative_slope_variable.assign(value)
 
-    def load_own_variables(self, store: Any) -> None:
-        super().load_own_variables(store)
-        # Keep the Python copy in step with the loaded weight, so the next
-        # trace takes the fused kernel for the loaded slope.
-        self._negative_slope = self.negative_slope
-
-    def set_weights(self, weights: list) -> None:
-        super().set_weights(weights)
-        self._negative_slope = self.negative_slope
-
     def call(self, inputs: Any) -> Any:
         inputs = ops.convert_to_tensor(inputs)
+        if not keras.backend.is_float_dtype(inputs.dtype):
+            inputs = ops.cast(inputs, self.compute_dtype)
         slope = self.negative_slope_variable.value
-        if compiled_by_xla():
-            # XLA fuses the general form as well as the kernel; a `cond`
-            # would only add a branch.
+        if keras.backend.backend() != "tensorflow" or compiled_by_xla():
+            # XLA (JAX, or TensorFlow's jit_compile) fuses the general form
+            # as well as the kernel; elsewhere a branch would cost a sync.
             return activations.leaky_relu(inputs, slope)
-        traced_slope = self._negative_slope
+        traced_slope = self._slope_at_trace_time()
         # The traced slope is a constant of this trace; the weight may change
         # after tracing. Compared in the dtype the weight is read in here (the
         # compute dtype under a mixed policy), where both forms compute alike.
@@ -125,6 +117,17 @@ class LeakyReLU(keras.layers.Layer):
             lambda: activations.leaky_relu(inputs, traced_slope),
             lambda: activations.leaky_relu(inputs, slope),
         )
+
+    def _slope_at_trace_time(self) -> float:
+        """The weight's value now, read eagerly even inside a trace
+        (TensorFlow), however it was set: setter, load, assign."""
+        import tensorflow as tf
+
+        with tf.init_scope():
+            # Read as float32: under a mixed policy the read is autocast, and
+            # NumPy cannot take a bfloat16 tensor.
+            value = ops.cast(self.negative_slope_variable.value, "float32")
+            return float(ops.convert_to_numpy(value))
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return input_shape

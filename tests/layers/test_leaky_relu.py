@@ -145,22 +145,40 @@ def test_a_trace_uses_the_fused_kernel_with_the_current_slope():
     assert _fused_kernel_slopes(layer, X.shape) == [pytest.approx(0.3)]
 
 
-@pytest.mark.parametrize("load", ["load_weights", "set_weights"])
+@pytest.mark.parametrize("load", ["load_weights", "set_weights", "assign"])
 def test_loaded_slope_is_the_next_traces_fused_slope(tmp_path, load):
     saved = keras.Sequential([keras.Input(X.shape), LeakyReLU(0.3)])
     target = keras.Sequential([keras.Input(X.shape), LeakyReLU(0.01)])
+    layer = target.layers[0]
     if load == "load_weights":
         path = str(tmp_path / "leaky.weights.h5")
         saved.save_weights(path)
         target.load_weights(path)
+    elif load == "set_weights":
+        target.set_weights(saved.get_weights())
     else:
-        target.layers[0].set_weights(saved.layers[0].get_weights())
-    layer = target.layers[0]
+        layer.negative_slope_variable.assign(0.3)
     assert layer.negative_slope == pytest.approx(0.3)
     assert _fused_kernel_slopes(layer, X.shape) == [pytest.approx(0.3)]
     np.testing.assert_allclose(
         target.predict(X[None], verbose=0)[0], np_leaky_relu(X, 0.3), rtol=1e-6
     )
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_integer_inputs_give_float_outputs(jit_compile):
+    layer = LeakyReLU(0.3)
+    integers = np.array([-4, -1, 0, 2], "int32")
+    expected = np_leaky_relu(integers.astype("float32"), 0.3)
+    function = tf.function(layer, jit_compile=jit_compile)
+    for call in (layer, function):
+        y = call(tf.constant(integers))
+        assert y.dtype == "float32"
+        np.testing.assert_allclose(y, expected, rtol=1e-6)
+    layer.negative_slope_variable.assign(0.5)  # the general form, same trace
+    y = function(tf.constant(integers))
+    assert y.dtype == "float32"
+    np.testing.assert_allclose(y, np_leaky_relu(integers.astype("float32"), 0.5))
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
