@@ -28,6 +28,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/layers.py
 	$(PY) benchmarks/overhead.py
+	$(PY) benchmarks/step_overhead.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
