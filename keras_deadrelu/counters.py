@@ -15,7 +15,11 @@ Per site the buffer holds: the count of values > 0 per unit, the sum of
 absolute values per unit (NaN or inf shows there), for SELU sites the sum and
 the sum of squares per unit, the number of values seen, and, for a layer with
 a kernel, the sum of squares of the first sample of its input and that
-sample's size (for the diagnosis). Memory is O(units). The buffer is a
+sample's size (for the diagnosis). A step's sums are float32 and the
+window's float64: a unit that sees more than 2**24 values in ONE step (channel
+units of, say, a batch of 64 maps of 512 x 512) has its positive count
+rounded, so its firing rate reads low; whether it fired at all is exact.
+Memory is O(units). The buffer is a
 ``tf.Variable`` owned by the recorder, never by the model, so a model saved
 mid-fit holds none of it.
 
@@ -294,13 +298,15 @@ class CounterRecorder:
 def _row_summer(matrix: tf.Tensor):
     """A function that sums a (rows, units) matrix like `matrix` over its rows.
 
-    Without XLA it multiplies by a row of ones: TensorFlow's CPU kernel for
-    a sum over the outer axis is slower than that one-row matrix product:
-    the whole monitor added 5-7% to a training step of a 4 x 512 ReLU MLP
-    (batch 128) this way, against 8-9% with sums; the same on a small
-    convnet. XLA fuses a plain sum into the step, so under XLA it is one.
+    On a CPU without XLA it multiplies by a row of ones: TensorFlow's CPU
+    kernel for a sum over the outer axis is slower than that one-row matrix
+    product (the whole monitor added 5.1-6.7% to a training step of a
+    4 x 512 ReLU MLP, batch 128, this way, against 8.1-8.9% with sums; the
+    same on a small convnet). XLA fuses a plain sum into the step, so under
+    XLA it is one; so it is with a GPU, whose matrix products may round
+    float32 to TF32.
     """
-    if compiled_by_xla():
+    if compiled_by_xla() or tf.config.list_logical_devices("GPU"):
         return lambda tensor: tf.reduce_sum(tensor, axis=0)
     ones = tf.ones([1, tf.shape(matrix)[0]], matrix.dtype)
     return lambda tensor: tf.reshape(tf.matmul(ones, tensor), [-1])

@@ -85,6 +85,35 @@ def test_channels_first_sums_over_batch_and_positions(jit_compile):
     assert counters.positive_count[0] == 0
 
 
+def _summing_ops(site, shape, jit_compile, granularity="channel"):
+    """The op types that do the summing in a traced step of `site`."""
+    recorder = CounterRecorder(granularity)
+
+    @tf.function(jit_compile=jit_compile)
+    def step(values):
+        recorder.start_step()
+        recorder.record(site, values)
+        recorder.finish_step()
+        return tf.constant(0)
+
+    graph = step.get_concrete_function(tf.TensorSpec(shape, "float32")).graph
+    return {node.op for node in graph.as_graph_def().node} & {"MatMul", "Sum"}
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_which_sum_each_path_takes(jit_compile):
+    # On a CPU without XLA, a (values, units) matrix is summed as a product
+    # with a row of ones; under XLA, and over several axes, with Sum.
+    relu = Site("act", keras.layers.ReLU(), "relu")
+    matrix_op = (
+        {"Sum"} if jit_compile or tf.config.list_logical_devices("GPU") else {"MatMul"}
+    )
+    assert _summing_ops(relu, (8, 5), jit_compile) == matrix_op
+    assert _summing_ops(relu, (8, 3, 3, 5), jit_compile) == matrix_op
+    channels_first = Site("conv", keras.layers.ReLU(), "relu", 1)
+    assert _summing_ops(channels_first, (8, 5, 3, 3), jit_compile) == {"Sum"}
+
+
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_nan_and_inf_show_in_the_absolute_sum(jit_compile):
     values = _outputs((9, 4), seed=4, kind="relu")
