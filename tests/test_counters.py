@@ -11,7 +11,9 @@ from keras_deadrelu.counters import CounterRecorder
 from keras_deadrelu.sites import Site
 
 
-def _record_in_a_step(recorder, site, values, jit_compile):
+def _step_function(recorder, site, jit_compile):
+    """A traced step that records `site`'s values into `recorder`."""
+
     @tf.function(jit_compile=jit_compile)
     def step(values):
         recorder.start_step()
@@ -19,6 +21,11 @@ def _record_in_a_step(recorder, site, values, jit_compile):
         recorder.finish_step()
         return tf.constant(0)
 
+    return step
+
+
+def _record_in_a_step(recorder, site, values, jit_compile):
+    step = _step_function(recorder, site, jit_compile)
     step(tf.constant(values))
     step(tf.constant(values))  # two steps: the sums add up
     return recorder.read()[site.name]
@@ -87,15 +94,7 @@ def test_channels_first_sums_over_batch_and_positions(jit_compile):
 
 def _summing_ops(site, shape, jit_compile, granularity="channel"):
     """The op types that do the summing in a traced step of `site`."""
-    recorder = CounterRecorder(granularity)
-
-    @tf.function(jit_compile=jit_compile)
-    def step(values):
-        recorder.start_step()
-        recorder.record(site, values)
-        recorder.finish_step()
-        return tf.constant(0)
-
+    step = _step_function(CounterRecorder(granularity), site, jit_compile)
     graph = step.get_concrete_function(tf.TensorSpec(shape, "float32")).graph
     return {node.op for node in graph.as_graph_def().node} & {"MatMul", "Sum"}
 
