@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import statistics
 import time
 
@@ -33,6 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from interleaving import interleaved  # noqa: E402
 
 import keras_deadrelu as kd  # noqa: E402
 
@@ -81,15 +81,11 @@ def time_forward_backward(shape, jit_compile, rounds, warmup=5):
             _run(steps[name], x, upstream)
     wall = {name: [] for name in steps}
     cpu = {name: [] for name in steps}
-    order = list(steps)
-    shuffler = random.Random(0)
-    for _ in range(rounds):
-        shuffler.shuffle(order)
-        for name in order:
-            start, start_cpu = time.perf_counter(), time.process_time()
-            _run(steps[name], x, upstream)
-            wall[name].append(time.perf_counter() - start)
-            cpu[name].append(time.process_time() - start_cpu)
+    for name in interleaved(steps, rounds):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        _run(steps[name], x, upstream)
+        wall[name].append(time.perf_counter() - start)
+        cpu[name].append(time.process_time() - start_cpu)
     return _medians_ms(wall, cpu)
 
 
@@ -139,16 +135,13 @@ def time_fit_epochs(samples, epochs, rounds):
         models[name] = model
     wall = {name: [] for name in models}
     cpu = {name: [] for name in models}
-    order = list(models)
-    shuffler = random.Random(0)
-    for _ in range(rounds):
-        shuffler.shuffle(order)
-        for name in order:
-            model = models[name]
-            timer = _EpochTimer()
-            model.fit(x, y, batch_size=128, epochs=epochs, verbose=0, callbacks=[timer])
-            wall[name].extend(timer.durations)
-            cpu[name].extend(timer.cpu_durations)
+    for name in interleaved(models, rounds):
+        timer = _EpochTimer()
+        models[name].fit(
+            x, y, batch_size=128, epochs=epochs, verbose=0, callbacks=[timer]
+        )
+        wall[name].extend(timer.durations)
+        cpu[name].extend(timer.cpu_durations)
     return _medians_ms(wall, cpu)
 
 

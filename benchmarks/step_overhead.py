@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import statistics
 import sys
 import tempfile
@@ -40,6 +39,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from interleaving import interleaved  # noqa: E402
 from overhead import (  # noqa: E402
     build_conv,
     build_mlp,
@@ -85,17 +85,13 @@ def time_steps(name, model, x, y, rounds, block, jit):
             for _ in range(block):  # warm up
                 function(iterator)
         seconds = {arm: [] for arm in functions}
-        order = list(functions)
-        shuffler = random.Random(0)
-        for _ in range(rounds):
-            shuffler.shuffle(order)
-            for arm in order:
-                function = functions[arm]
-                start = time.perf_counter()
-                for _ in range(block):
-                    function(iterator)
-                model.optimizer.iterations.numpy()  # waits for the block
-                seconds[arm].append((time.perf_counter() - start) / block)
+        for arm in interleaved(functions, rounds):
+            function = functions[arm]
+            start = time.perf_counter()
+            for _ in range(block):
+                function(iterator)
+            model.optimizer.iterations.numpy()  # waits for the block
+            seconds[arm].append((time.perf_counter() - start) / block)
     medians = {arm: statistics.median(values) for arm, values in seconds.items()}
     plain = statistics.median(seconds["plain1"] + seconds["plain2"])
     return {
