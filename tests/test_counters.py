@@ -123,3 +123,163 @@ def test_nan_and_inf_show_in_the_absolute_sum(jit_compile):
     )
     finite = np.isfinite(counters.abs_sum)
     assert finite.tolist() == [True, False, False, True]
+
+
+def _record_sites(recorder, sites, jit_compile, signature=None):
+    """A traced step that records one tensor per site of `sites` (a site may
+    come twice: a shared layer) into `recorder`."""
+
+    @tf.function(jit_compile=jit_compile, input_signature=signature)
+    def step(*tensors):
+        recorder.start_step()
+        for site, values in zip(sites, tensors, strict=True):
+            recorder.record(site, values)
+        recorder.finish_step()
+        return tf.constant(0)
+
+    return step
+
+
+def _expected(arrays, unit_axis=-1):
+    """Positive counts, absolute sums and values per unit, over `arrays`."""
+    per_unit = np.concatenate(
+        [np.moveaxis(v, unit_axis, -1).reshape(-1, v.shape[unit_axis]) for v in arrays]
+    )
+    return (per_unit > 0).sum(axis=0), np.abs(per_unit).sum(axis=0), len(per_unit)
+
+
+def _assert_counters(counters, arrays, unit_axis=-1):
+    positive, absolute, count = _expected(arrays, unit_axis)
+    np.testing.assert_array_equal(counters.positive_count, positive)
+    np.testing.assert_allclose(counters.abs_sum, absolute, rtol=1e-5)
+    assert counters.element_count == count
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_many_sites_of_every_kind_in_one_step(jit_compile):
+    # Two Dense-like ReLU sites (summed side by side without XLA), a leaky
+    # one, a SELU one, a channels-first conv and a shared site called twice:
+    # each site's counters against NumPy, so every offset is right.
+    rng = np.random.default_rng(7)
+    relu_a = Site("a", keras.layers.ReLU(), "relu")
+    relu_b = Site("b", keras.layers.ReLU(), "relu")
+    leaky = Site("leaky", keras.layers.LeakyReLU(0.1), "leaky_relu")
+    selu = Site("selu", keras.layers.Activation("selu"), "selu")
+    conv = Site("conv", keras.layers.ReLU(), "relu", 1)
+    records = [
+        (relu_a, _outputs((6, 3), 1, "relu")),
+        (leaky, rng.normal(size=(6, 4)).astype("float32")),
+        (relu_b, _outputs((6, 5), 2, "relu")),
+        (selu, rng.normal(size=(6, 2)).astype("float32")),
+        (conv, _outputs((6, 3, 2, 2), 3, "relu")),
+        (relu_b, _outputs((6, 5), 4, "relu")),
+    ]
+    recorder = CounterRecorder()
+    step = _record_sites(recorder, [site for site, _ in records], jit_compile)
+    step(*[tf.constant(values) for _, values in records])
+    counters = recorder.read()
+    _assert_counters(counters["a"], [records[0][1]])
+    _assert_counters(counters["leaky"], [records[1][1]])
+    _assert_counters(counters["b"], [records[2][1], records[5][1]])
+    _assert_counters(counters["selu"], [records[3][1]])
+    _assert_counters(counters["conv"], [records[4][1]], unit_axis=1)
+    selu_values = records[3][1]
+    np.testing.assert_allclose(
+        counters["selu"].value_sum, selu_values.sum(axis=0), rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        counters["selu"].square_sum, np.square(selu_values).sum(axis=0), rtol=1e-5
+    )
+
+
+def _graph_ops(step, signature):
+    """Every op type in `step`'s graph, branches included, with repeats."""
+    graph_def = step.get_concrete_function(*signature).graph.as_graph_def()
+    ops = [node.op for node in graph_def.node]
+    for function in graph_def.library.function:
+        ops += [node.op for node in function.node_def]
+    return ops
+
+
+def test_sites_with_as_many_rows_share_one_sign_and_two_products():
+    if tf.config.list_logical_devices("GPU"):
+        pytest.skip("with a GPU, sites are summed apart, with Sum")
+    sites = [
+        Site("a", keras.layers.ReLU(), "relu"),
+        Site("b", keras.layers.ReLU(), "relu"),
+    ]
+    signature = [tf.TensorSpec((8, 3)), tf.TensorSpec((8, 5))]
+    ops = _graph_ops(_record_sites(CounterRecorder(), sites, False), signature)
+    assert ops.count("Sign") == 1
+    assert ops.count("MatMul") == 2  # positive counts and absolute sums
+    assert not {"If", "StatelessIf"} & set(ops)  # rows known and equal: no check
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_batch_sizes_unknown_when_traced_are_checked_when_run(jit_compile):
+    # Two sites whose batch sizes are unknown when traced: summed side by side
+    # when they agree, one by one when they do not (a model that changes the
+    # batch size between sites); the counters are right either way.
+    sites = [
+        Site("a", keras.layers.ReLU(), "relu"),
+        Site("b", keras.layers.ReLU(), "relu"),
+    ]
+    signature = [tf.TensorSpec((None, 3)), tf.TensorSpec((None, 5))]
+    recorder = CounterRecorder()
+    step = _record_sites(recorder, sites, jit_compile, signature)
+    checked = bool({"If", "StatelessIf"} & set(_graph_ops(step, signature)))
+    assert checked == (not jit_compile and not tf.config.list_logical_devices("GPU"))
+    for rows_a, rows_b in ((7, 7), (7, 4)):
+        a = _outputs((rows_a, 3), rows_a, "relu")
+        b = _outputs((rows_b, 5), rows_b + 1, "relu")
+        step(tf.constant(a), tf.constant(b))
+        counters = recorder.read_and_reset()
+        _assert_counters(counters["a"], [a])
+        _assert_counters(counters["b"], [b])
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_input_mean_square_from_the_first_sample_of_each_batch(jit_compile):
+    dense = Site("dense", keras.layers.Dense(4, activation="relu"), "relu")
+    other = Site("other", keras.layers.ReLU(), "relu")
+    recorder = CounterRecorder()
+
+    @tf.function(jit_compile=jit_compile)
+    def step(values, other_values, layer_input):
+        recorder.start_step()
+        recorder.record(dense, values, layer_input)
+        recorder.record(other, other_values)
+        recorder.finish_step()
+        return tf.constant(0)
+
+    rng = np.random.default_rng(11)
+    inputs = [rng.normal(size=(5, 6)).astype("float32") * s for s in (1.0, 3.0)]
+    for layer_input in inputs:
+        step(
+            tf.constant(_outputs((5, 4), 1, "relu")),
+            tf.constant(_outputs((5, 2), 2, "relu")),
+            tf.constant(layer_input),
+        )
+    counters = recorder.read()
+    expected = np.mean([np.square(x[0]).mean() for x in inputs])
+    np.testing.assert_allclose(counters["dense"].input_mean_square, expected, rtol=1e-5)
+    assert counters["other"].input_mean_square is None
+
+
+def test_a_site_that_changes_kind_keeps_its_counts_across_the_new_trace():
+    # A fix makes one of two ReLU sites leaky and Keras traces the step anew:
+    # the sites are then summed in another order (another layout), and what
+    # was counted before the change is carried into the window's counters.
+    relu = keras.layers.ReLU()
+    sites = [Site("a", relu, "relu"), Site("b", keras.layers.ReLU(), "relu")]
+    recorder = CounterRecorder()
+    before = [_outputs((6, 3), 1, "relu"), _outputs((6, 4), 2, "relu")]
+    _record_sites(recorder, sites, False)(*map(tf.constant, before))
+    relu.negative_slope = 0.1  # now leaky: counted with its own terms
+    leaky_values = np.random.default_rng(3).normal(size=(6, 3)).astype("float32")
+    after = [leaky_values, _outputs((6, 4), 4, "relu")]
+    _record_sites(recorder, sites, False)(*map(tf.constant, after))
+    counters = recorder.read_and_reset()
+    _assert_counters(counters["a"], [before[0], after[0]])
+    _assert_counters(counters["b"], [before[1], after[1]])
+    assert recorder.read()["a"].element_count == 0  # reset clears the carry too
