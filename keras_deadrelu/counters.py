@@ -123,13 +123,12 @@ class _PendingSite:
     layer_input: tf.Tensor | None = None
 
     def group_key(self) -> tuple:
-        """Sites with equal keys are summed together, as one wide matrix:
-        sites of the same kind whose matrices have one row per sample (Dense
-        layers, or one unit per position), so as many rows when their batches
-        agree (checked when the step runs, unless known when traced)."""
-        if not self.rows_are_samples:
-            return ("alone", id(self))
-        return self.terms
+        """Sites with equal keys are summed together: those whose matrices
+        have one row per sample (Dense layers, or one unit per position), so
+        as many rows when their batches agree (checked when the step runs,
+        unless known when traced). The key does not depend on the kind, so a
+        fix that makes a site leaky leaves the buffer's layout as it was."""
+        return ("samples",) if self.rows_are_samples else ("alone", id(self))
 
 
 class CounterRecorder:
@@ -145,8 +144,6 @@ class CounterRecorder:
         self.granularity = granularity
         self._layout: list[_SiteLayout] | None = None
         self._buffer: tf.Variable | None = None
-        # Sums read from a buffer of an earlier layout, not yet reported.
-        self._carried: dict[str, UnitCounters] = {}
         # Per thread: under MirroredStrategy each replica traces its step in
         # a thread of its own, interleaved with the others at every
         # cross-replica sync (the gradient all-reduce).
@@ -258,10 +255,11 @@ class CounterRecorder:
         for group in groups.values():
             sums, counts = _group_sums(group)
             vectors += [sums, counts]
-            for _term in group[0].terms:
+            for slot in range(max(len(entry.terms) for entry in group)):
                 for entry in group:
-                    vector_offsets[id(entry)].append(cursor)
-                    cursor += entry.layout.units
+                    if slot < len(entry.terms):
+                        vector_offsets[id(entry)].append(cursor)
+                        cursor += entry.layout.units
             for entry in group:
                 count_offsets[id(entry)] = cursor
                 cursor += 1
@@ -286,22 +284,16 @@ class CounterRecorder:
             )
             for entry in pending
         ]
-        if self._layout is not None and layout != self._layout:
-            if _sites_of(layout) != _sites_of(self._layout):
-                raise RuntimeError(
-                    "The model's sites produced different outputs than in the first "
-                    f"traced step: {[s.name for s in layout]} against "
-                    f"{[s.name for s in self._layout]}. A monitored model must call "
-                    "the same sites, with the same unit shapes, at every step."
-                )
-            # The same sites, summed in another order: a fix changed a site's
-            # kind, and the step is traced anew. What the buffer holds so far
-            # is read with the old layout and carried into the next read.
-            self._carried = self.read()
-            self._layout = None
         if self._layout is None:
             self._buffer = _new_buffer(cursor)
             self._layout = layout
+        elif layout != self._layout:
+            raise RuntimeError(
+                "The model's sites produced different outputs than in the first "
+                f"traced step: {[s.name for s in layout]} against "
+                f"{[s.name for s in self._layout]}. A monitored model must call "
+                "the same sites, with the same unit shapes, at every step."
+            )
         flat = tf.cast(tf.concat(vectors, axis=0), tf.float64)
         buffer = self._buffer
         if isinstance(buffer, tf.distribute.DistributedValues) and (
@@ -326,11 +318,10 @@ class CounterRecorder:
         A site called several times per step (a shared layer) has its calls
         added together.
         """
-        result = dict(self._carried)
         if self._buffer is None:
-            return result
-        with tf.init_scope():  # also when a new layout is traced
-            buffer = self._buffer.numpy()
+            return {}
+        buffer = self._buffer.numpy()
+        result: dict[str, UnitCounters] = {}
         for layout in self._layout:
             units = layout.units
             positive, absolute, *moments = [
@@ -364,7 +355,6 @@ class CounterRecorder:
 
     def reset(self) -> None:
         """Zeroes every counter; the next window starts empty."""
-        self._carried = {}
         if self._buffer is not None:
             # For a sync-on-read variable this zeroes every replica's copy.
             self._buffer.assign(tf.zeros(self._buffer.shape, self._buffer.dtype))
@@ -398,40 +388,67 @@ def _fused_by_xla_or_gpu() -> bool:
 
 
 def _group_sums(group: list[_PendingSite]) -> tuple[tf.Tensor, tf.Tensor]:
-    """The per-unit sums of a group of sites, as one flat vector (term by
-    term: positive count, absolute sum, ...; within a term, site by site),
-    and each site's number of values per unit.
+    """The per-unit sums of a group of sites, as one flat vector (term slot
+    by slot: positive count, absolute sum, [value sum, square sum]; within a
+    slot, site by site), and each site's number of values per unit.
 
-    On a CPU without XLA, the sites' matrices are put side by side and summed
-    as one; a group whose batch size is unknown when traced checks at run
-    time that the matrices have as many rows, and sums them one by one if
-    not (a model that changes the batch size between sites). XLA fuses the
-    sums of each site into the step, so under XLA (or on a GPU) they stay
-    apart.
+    On a CPU without XLA, the matrices of sites of one kind are put side by
+    side and summed as one; a group whose batch size is unknown when traced
+    checks at run time that the matrices have as many rows, and sums them one
+    by one if not (a model that changes the batch size between sites). XLA
+    fuses the sums of each site into the step, so under XLA (or on a GPU)
+    they stay apart.
     """
-    terms = group[0].terms
+
+    def in_layout_order(sums: dict[tuple[int, int], tf.Tensor]) -> tf.Tensor:
+        slots = max(len(entry.terms) for entry in group)
+        return tf.concat(
+            [
+                sums[(index, slot)]
+                for slot in range(slots)
+                for index in range(len(group))
+                if (index, slot) in sums
+            ],
+            0,
+        )
 
     def one_by_one() -> tuple[tf.Tensor, tf.Tensor]:
-        per_site, counts = [], []
-        for entry in group:
+        sums, counts = {}, []
+        for index, entry in enumerate(group):
             if entry.sums is not None:
-                per_site.append(entry.sums)
-                counts.append(entry.count)
+                site_sums, count = entry.sums, entry.count
             else:
                 summer = _row_summer(entry.matrix)
-                per_site.append([summer(term(entry.matrix)) for term in terms])
-                counts.append(_rows(entry.matrix))
-        by_term = [sums[index] for index in range(len(terms)) for sums in per_site]
-        return tf.concat(by_term, 0), tf.concat(counts, 0)
+                site_sums = [summer(term(entry.matrix)) for term in entry.terms]
+                count = _rows(entry.matrix)
+            sums.update({(index, slot): s for slot, s in enumerate(site_sums)})
+            counts.append(count)
+        return in_layout_order(sums), tf.concat(counts, 0)
 
     if len(group) == 1 or _fused_by_xla_or_gpu():
         return one_by_one()
 
     def side_by_side() -> tuple[tf.Tensor, tf.Tensor]:
-        wide = tf.concat([entry.matrix for entry in group], axis=1)
-        summer = _row_summer(wide)
-        sums = tf.concat([summer(term(wide)) for term in terms], 0)
-        return sums, tf.tile(_rows(wide), [len(group)])
+        by_kind: dict[tuple, list[int]] = {}
+        for index, entry in enumerate(group):
+            by_kind.setdefault(entry.terms, []).append(index)
+        sums = {}
+        for terms, indices in by_kind.items():
+            matrices = [group[index].matrix for index in indices]
+            wide = tf.concat(matrices, axis=1) if len(matrices) > 1 else matrices[0]
+            summer = _row_summer(wide)
+            for slot, term in enumerate(terms):
+                total = summer(term(wide))
+                if len(by_kind) == 1:
+                    sums[(0, slot)] = total  # every site, already in order
+                elif len(indices) == 1:
+                    sums[(indices[0], slot)] = total
+                else:  # split back into sites, to be put in site order
+                    widths = [group[index].layout.units for index in indices]
+                    parts = tf.split(total, widths)
+                    sums.update({(i, slot): parts[n] for n, i in enumerate(indices)})
+        counts = tf.tile(_rows(group[0].matrix), [len(group)])
+        return in_layout_order(sums), counts
 
     static_rows = {entry.matrix.shape[0] for entry in group}
     if None not in static_rows:  # batch sizes known when traced
@@ -449,10 +466,6 @@ def _first_sample_terms(layer_input: tf.Tensor) -> tuple:
     if size is None:
         size = tf.cast(tf.size(sample), tf.float32)
     return tf.nn.l2_loss(sample), size
-
-
-def _sites_of(layout: list[_SiteLayout]) -> list[tuple[str, tuple[int, ...]]]:
-    return [(site.name, site.unit_shape) for site in layout]
 
 
 def _rows(matrix: tf.Tensor) -> tf.Tensor:
