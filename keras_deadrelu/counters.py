@@ -110,8 +110,8 @@ class _PendingSite:
     are contiguous at the end (channels last, or one unit per position), with
     `rows_are_samples` when it has one row per sample; otherwise `sums`
     already holds its per-unit sums and `count` the number of values per
-    unit. `layer_input` is the input of the layer that
-    computes the site, when it has a kernel.
+    unit. `layer_input` is the input of the layer that computes the site,
+    when it has a kernel.
     """
 
     layout: _SiteLayout
@@ -237,11 +237,10 @@ class CounterRecorder:
         """Takes every site's per-unit sums of this step and adds them to the
         buffer, in one op.
 
-        Sites whose matrices have as many rows (the Dense layers of an MLP)
-        are summed together, as one wide matrix, and the few scalars of all
-        sites are stacked together: a few ops per step rather than a few per
-        site, which is most of a streaming monitor's cost on a CPU without
-        XLA.
+        Sites with one row per sample (the Dense layers of an MLP) are
+        summed together, side by side, and the few scalars of all sites are
+        stacked together: a few ops per step rather than a few per site,
+        which is most of a streaming monitor's cost on a CPU without XLA.
         """
         pending, self._pending = self._pending, None
         if not pending:
