@@ -3,24 +3,25 @@
 A :class:`CounterRecorder` accumulates, per site and per unit, a few sums
 over a window. Inside a step (between :meth:`~CounterRecorder.start_step`
 and :meth:`~CounterRecorder.finish_step`, which the train-step and probe
-wrappers call), :meth:`~CounterRecorder.record` reduces a batch of a site's
-outputs to per-unit sums; ``finish_step`` then adds *all* sites' sums to one
-flat float64 buffer with a single ``assign_add``. It runs inside Keras's
-traced (and, with ``jit_compile``, XLA-compiled) train step: no extra forward
-pass, no device-to-host copy per step, and few ops (the cost of a streaming
-monitor on a CPU is mostly per-op dispatch, so sites whose outputs have as
-many rows, such as an MLP's Dense layers, are summed together, as one wide
-matrix). The buffer is read and zeroed once per window.
+wrappers call), :meth:`~CounterRecorder.record` notes a batch of a site's
+outputs; ``finish_step`` reduces every site's to per-unit sums and adds them
+all to one flat float64 buffer with a single ``assign_add``. It runs inside
+Keras's traced (and, with ``jit_compile``, XLA-compiled) train step: no
+extra forward pass, no device-to-host copy per step, and few ops (the cost
+of a streaming monitor on a CPU without XLA is mostly per-op dispatch, so
+there the Dense-like sites of one kind, such as an MLP's, are summed side by
+side, as one wide matrix). The buffer is read and zeroed once per window.
 
 Per site the buffer holds: the count of values > 0 per unit, the sum of
 absolute values per unit (NaN or inf shows there), for SELU sites the sum and
 the sum of squares per unit, the number of values seen, and, for a layer with
-a kernel, the sum of squares of the first sample of its input and that
-sample's size (for the diagnosis). A step's sums are float32 and the
-window's float64: a unit that sees more than 2**24 values in ONE step (channel
-units of, say, a batch of 64 maps of 512 x 512) has its positive count
-rounded, so its firing rate reads low; whether it fired at all is exact.
-Memory is O(units). The buffer is a
+a kernel, half the sum of squares of the first sample of its input (as
+``l2_loss`` gives it) and that sample's size (for the diagnosis). A step's
+sums are float32 and the window's float64: a unit that sees more than 2**24
+values in ONE step (channel units of, say, a batch of 64 maps of 512 x 512)
+has its positive count rounded, so its firing rate reads low; whether it
+fired at all is exact.
+The buffer's memory is O(units). The buffer is a
 ``tf.Variable`` owned by the recorder, never by the model, so a model saved
 mid-fit holds none of it.
 
@@ -124,8 +125,8 @@ class _PendingSite:
 
     def group_key(self) -> tuple:
         """Sites with equal keys are summed together: those whose matrices
-        have one row per sample (Dense layers, or one unit per position), so
-        as many rows when their batches agree (checked when the step runs,
+        have one row per sample (Dense-like outputs of rank 2), so as many
+        rows when their batches agree (checked when the step runs,
         unless known when traced). The key does not depend on the kind, so a
         fix that makes a site leaky leaves the buffer's layout as it was."""
         return ("samples",) if self.rows_are_samples else ("alone", id(self))
@@ -150,11 +151,11 @@ class CounterRecorder:
         self._local = threading.local()
 
     @property
-    def _pending(self) -> list[tuple[_SiteLayout, list]] | None:
+    def _pending(self) -> list[_PendingSite] | None:
         return getattr(self._local, "pending", None)
 
     @_pending.setter
-    def _pending(self, value: list[tuple[_SiteLayout, list]] | None) -> None:
+    def _pending(self, value: list[_PendingSite] | None) -> None:
         self._local.pending = value
 
     # ------------------------------------------------------------ recording
@@ -193,8 +194,8 @@ class CounterRecorder:
             self._local.inputs[site.name] = layer_input
 
     def record(self, site: Site, outputs, layer_input=None) -> None:
-        """Notes one batch of `site`'s outputs, to be reduced to per-unit sums
-        at the end of the step.
+        """Notes one batch of `site`'s outputs, reduced to per-unit sums at the
+        end of the step (or here, for units not contiguous at the end).
 
         `layer_input`, when given (the input of a layer with a kernel), adds
         its sum of squares, from which the diagnosis estimates the spread of
@@ -220,9 +221,11 @@ class CounterRecorder:
         if reduce_axes in (list(range(values.shape.rank - 1)), [0]):
             # Units contiguous at the end: a (values, units) matrix, summed
             # over its rows at the end of the step; with one row per sample
-            # (a Dense layer, or one unit per position), beside other sites.
+            # (a Dense layer), beside other such sites.
             entry.matrix = tf.reshape(values, [-1, layout.units])
-            entry.rows_are_samples = reduce_axes == [0]
+            # Only Dense-like outputs: side by side, whole conv maps (unit
+            # granularity) would need a copy of all of them at once.
+            entry.rows_are_samples = values.shape.rank == 2
         else:
             entry.sums = [
                 tf.reshape(tf.reduce_sum(term(values), axis=reduce_axes), [-1])
@@ -237,10 +240,10 @@ class CounterRecorder:
         """Takes every site's per-unit sums of this step and adds them to the
         buffer, in one op.
 
-        Sites with one row per sample (the Dense layers of an MLP) are
-        summed together, side by side, and the few scalars of all sites are
-        stacked together: a few ops per step rather than a few per site,
-        which is most of a streaming monitor's cost on a CPU without XLA.
+        On a CPU without XLA, Dense-like sites (one row per sample) of one
+        kind are summed side by side, as one wide matrix, and the few scalars
+        of all sites are stacked together: a few ops per step rather than a
+        few per site, which is most of a streaming monitor's cost there.
         """
         pending, self._pending = self._pending, None
         if not pending:
@@ -450,8 +453,10 @@ def _group_sums(group: list[_PendingSite]) -> tuple[tf.Tensor, tf.Tensor]:
         return in_layout_order(sums), counts
 
     static_rows = {entry.matrix.shape[0] for entry in group}
-    if None not in static_rows:  # batch sizes known when traced
-        return side_by_side() if len(static_rows) == 1 else one_by_one()
+    if len(static_rows - {None}) > 1:  # known, when traced, to differ
+        return one_by_one()
+    if None not in static_rows:  # known to agree
+        return side_by_side()
     rows = tf.stack([tf.shape(entry.matrix)[0] for entry in group])
     return tf.cond(tf.reduce_all(tf.equal(rows, rows[0])), side_by_side, one_by_one)
 

@@ -311,3 +311,24 @@ def test_mixed_kinds_with_one_row_per_sample_in_site_order(jit_compile):
     np.testing.assert_allclose(
         counters["s3"].square_sum, np.square(values[3]).sum(axis=0), rtol=1e-5
     )
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_batch_sizes_known_to_differ_beside_an_unknown_one(jit_compile):
+    # Dense sites on fixed-size tensors (4 and 6 rows) beside a batch-sized
+    # one: traced without trying to put them side by side, and counted right.
+    sites = [Site(name, keras.layers.ReLU(), "relu") for name in "abc"]
+    signature = [
+        tf.TensorSpec((4, 3)),
+        tf.TensorSpec((6, 2)),
+        tf.TensorSpec((None, 5)),
+    ]
+    recorder = CounterRecorder()
+    step = _record_sites(recorder, sites, jit_compile, signature)
+    values = [
+        _outputs(shape, i, "relu") for i, shape in enumerate([(4, 3), (6, 2), (7, 5)])
+    ]
+    step(*map(tf.constant, values))
+    counters = recorder.read()
+    for site, site_values in zip(sites, values, strict=True):
+        _assert_counters(counters[site.name], [site_values])
