@@ -63,21 +63,24 @@ NON_NEGATIVE_KINDS = ("relu", "relu6")
 
 @dataclasses.dataclass(frozen=True)
 class _SiteLayout:
-    """Where one site's sums sit in the flat buffer: the start of each of its
+    """Where one site's sums sit in the flat buffer: from `offset` on, its
     per-unit vectors (positive count, absolute sum, [value sum, square sum]),
-    of its element count, and of its input's (half square sum, size) pair."""
+    its element count, and [its input's half square sum and size]."""
 
     name: str
     unit_shape: tuple[int, ...]
+    offset: int
     moments: bool
     has_input: bool
-    vector_offsets: tuple[int, ...] = ()
-    count_offset: int = 0
-    input_offset: int = 0
 
     @property
     def units(self) -> int:
         return int(np.prod(self.unit_shape))
+
+    @property
+    def size(self) -> int:
+        vectors = 4 if self.moments else 2
+        return vectors * self.units + 1 + (2 if self.has_input else 0)
 
 
 def _identity(values: tf.Tensor) -> tf.Tensor:
@@ -108,28 +111,29 @@ class _PendingSite:
     """One site's record in a step being traced, before its sums are taken.
 
     `matrix` is the site's values as a (values, units) matrix when its units
-    are contiguous at the end (channels last, or one unit per position), with
-    `rows_are_samples` when it has one row per sample; otherwise `sums`
-    already holds its per-unit sums and `count` the number of values per
-    unit. `layer_input` is the input of the layer that computes the site,
-    when it has a kernel.
+    are contiguous at the end (channels last, or one unit per position);
+    otherwise `sums` already holds its per-unit sums and `count` the number
+    of values per unit. `batch_source`, for a rank-2 output (a Dense layer),
+    is the tensor whose first axis its first axis provably is.
+    `layer_input` is the input of the layer that computes the site, when it
+    has a kernel.
     """
 
     layout: _SiteLayout
     terms: tuple
     matrix: tf.Tensor | None = None
-    rows_are_samples: bool = False
+    batch_source: tf.Tensor | None = None
     sums: list[tf.Tensor] | None = None
     count: tf.Tensor | None = None
     layer_input: tf.Tensor | None = None
 
     def group_key(self) -> tuple:
-        """Sites with equal keys are summed together: those whose matrices
-        have one row per sample (Dense-like outputs of rank 2), so as many
-        rows when their batches agree (checked when the step runs,
-        unless known when traced). The key does not depend on the kind, so a
-        fix that makes a site leaky leaves the buffer's layout as it was."""
-        return ("samples",) if self.rows_are_samples else ("alone", id(self))
+        """Sites with equal keys are summed side by side, as one wide matrix:
+        Dense-like sites of one kind whose batches come from one tensor, so
+        that their matrices have as many rows."""
+        if self.batch_source is None:
+            return ("alone", id(self))
+        return (self.terms, self.batch_source.ref())
 
 
 class CounterRecorder:
@@ -213,19 +217,18 @@ class CounterRecorder:
         if layer_input is None:
             layer_input = self._local.inputs.pop(site.name, None)
         layout = _SiteLayout(
-            site.name, unit_shape, kind == "selu", layer_input is not None
+            site.name, unit_shape, 0, kind == "selu", layer_input is not None
         )
         entry = _PendingSite(layout, _per_unit_terms(kind))
         if layer_input is not None:
             entry.layer_input = tf.convert_to_tensor(layer_input)
         if reduce_axes in (list(range(values.shape.rank - 1)), [0]):
             # Units contiguous at the end: a (values, units) matrix, summed
-            # over its rows at the end of the step; with one row per sample
-            # (a Dense layer), beside other such sites.
+            # over its rows at the end of the step; a Dense layer's beside
+            # other such sites'.
             entry.matrix = tf.reshape(values, [-1, layout.units])
-            # Only Dense-like outputs: side by side, whole conv maps (unit
-            # granularity) would need a copy of all of them at once.
-            entry.rows_are_samples = values.shape.rank == 2
+            if values.shape.rank == 2 and not _fused_by_xla_or_gpu():
+                entry.batch_source = _batch_source(values)
         else:
             entry.sums = [
                 tf.reshape(tf.reduce_sum(term(values), axis=reduce_axes), [-1])
@@ -251,20 +254,25 @@ class CounterRecorder:
         groups: dict[tuple, list[_PendingSite]] = {}
         for entry in pending:
             groups.setdefault(entry.group_key(), []).append(entry)
-        vectors, cursor = [], 0
-        vector_offsets = {id(entry): [] for entry in pending}
-        count_offsets, input_offsets = {}, {}
+        # The groups' sums come out kind by kind; a gather puts every site's
+        # numbers together, in the buffer's layout (one small op).
+        vectors, length = [], 0
+        indices: dict[int, list[int]] = {id(entry): [] for entry in pending}
         for group in groups.values():
             sums, counts = _group_sums(group)
             vectors += [sums, counts]
-            for slot in range(max(len(entry.terms) for entry in group)):
+            slot_start = length
+            for _term in group[0].terms:
                 for entry in group:
-                    if slot < len(entry.terms):
-                        vector_offsets[id(entry)].append(cursor)
-                        cursor += entry.layout.units
-            for entry in group:
-                count_offsets[id(entry)] = cursor
-                cursor += 1
+                    units = entry.layout.units
+                    indices[id(entry)] += range(slot_start, slot_start + units)
+                    slot_start += units
+            length = slot_start
+            for position, entry in enumerate(group):
+                indices[id(entry)].append(
+                    length + (position if counts.shape[0] > 1 else 0)
+                )
+            length += counts.shape[0]
         input_terms = []
         # After the sums: taken as soon as its input exists, a sample would
         # race the next layer's kernel for the CPU threads (on a 4 x 512 MLP
@@ -272,22 +280,17 @@ class CounterRecorder:
         with tf.control_dependencies(vectors):
             for entry in pending:
                 if entry.layer_input is not None:
-                    input_offsets[id(entry)] = cursor
                     input_terms += _first_sample_terms(entry.layer_input)
-                    cursor += 2
+                    indices[id(entry)] += [length, length + 1]
+                    length += 2
         if input_terms:
             vectors.append(tf.stack(input_terms))
-        layout = [
-            dataclasses.replace(
-                entry.layout,
-                vector_offsets=tuple(vector_offsets[id(entry)]),
-                count_offset=count_offsets[id(entry)],
-                input_offset=input_offsets.get(id(entry), 0),
-            )
-            for entry in pending
-        ]
+        layout, offset = [], 0
+        for entry in pending:
+            layout.append(dataclasses.replace(entry.layout, offset=offset))
+            offset += entry.layout.size
         if self._layout is None:
-            self._buffer = _new_buffer(cursor)
+            self._buffer = _new_buffer(offset)
             self._layout = layout
         elif layout != self._layout:
             raise RuntimeError(
@@ -296,6 +299,8 @@ class CounterRecorder:
                 f"{[s.name for s in self._layout]}. A monitored model must call "
                 "the same sites, with the same unit shapes, at every step."
             )
+        order = [index for entry in pending for index in indices[id(entry)]]
+        vectors = [tf.gather(tf.concat(vectors, axis=0), order)]
         flat = tf.cast(tf.concat(vectors, axis=0), tf.float64)
         buffer = self._buffer
         if isinstance(buffer, tf.distribute.DistributedValues) and (
@@ -326,14 +331,16 @@ class CounterRecorder:
         result: dict[str, UnitCounters] = {}
         for layout in self._layout:
             units = layout.units
-            positive, absolute, *moments = [
-                buffer[offset : offset + units] for offset in layout.vector_offsets
-            ]
+            numbers = buffer[layout.offset : layout.offset + layout.size]
+            vectors = 4 if layout.moments else 2
+            positive, absolute, *moments = numbers[: vectors * units].reshape(
+                vectors, units
+            )
             value_sum, square_sum = moments if moments else (None, None)
-            element_count = int(round(buffer[layout.count_offset]))
+            element_count = int(round(numbers[vectors * units]))
             input_mean_square = None
             if layout.has_input:
-                half_square_sum, size = buffer[layout.input_offset :][:2]
+                half_square_sum, size = numbers[vectors * units + 1 :]
                 if size > 0:
                     input_mean_square = float(2.0 * half_square_sum / size)
             counters = UnitCounters(
@@ -390,75 +397,88 @@ def _fused_by_xla_or_gpu() -> bool:
 
 
 def _group_sums(group: list[_PendingSite]) -> tuple[tf.Tensor, tf.Tensor]:
-    """The per-unit sums of a group of sites, as one flat vector (term slot
-    by slot: positive count, absolute sum, [value sum, square sum]; within a
-    slot, site by site), and each site's number of values per unit.
+    """The per-unit sums of a group of sites of one kind, as one flat vector
+    (term by term: positive count, absolute sum, ...; within a term, site by
+    site), and the number of values per unit: one for the whole group when
+    its sites are summed side by side, else one per site.
 
-    On a CPU without XLA, the matrices of sites of one kind are put side by
-    side and summed as one; a group whose batch size is unknown when traced
-    checks at run time that the matrices have as many rows, and sums them one
-    by one if not (a model that changes the batch size between sites). XLA
-    fuses the sums of each site into the step, so under XLA (or on a GPU)
-    they stay apart.
+    A group of several sites (Dense-like sites whose batches provably come
+    from one tensor, on a CPU without XLA) is summed side by side, as one
+    wide matrix: a few ops for all of them. Under XLA, which fuses the sums
+    into the step, or with a GPU, sites stay apart.
     """
+    terms = group[0].terms
+    if len(group) > 1:
+        wide = tf.concat([entry.matrix for entry in group], axis=1)
+        summer = _row_summer(wide)
+        return tf.concat([summer(term(wide)) for term in terms], 0), _rows(wide)
+    (entry,) = group
+    if entry.sums is not None:
+        return tf.concat(entry.sums, 0), entry.count
+    summer = _row_summer(entry.matrix)
+    sums = tf.concat([summer(term(entry.matrix)) for term in terms], 0)
+    return sums, _rows(entry.matrix)
 
-    def in_layout_order(sums: dict[tuple[int, int], tf.Tensor]) -> tf.Tensor:
-        slots = max(len(entry.terms) for entry in group)
-        return tf.concat(
-            [
-                sums[(index, slot)]
-                for slot in range(slots)
-                for index in range(len(group))
-                if (index, slot) in sums
-            ],
-            0,
-        )
 
-    def one_by_one() -> tuple[tf.Tensor, tf.Tensor]:
-        sums, counts = {}, []
-        for index, entry in enumerate(group):
-            if entry.sums is not None:
-                site_sums, count = entry.sums, entry.count
-            else:
-                summer = _row_summer(entry.matrix)
-                site_sums = [summer(term(entry.matrix)) for term in entry.terms]
-                count = _rows(entry.matrix)
-            sums.update({(index, slot): s for slot, s in enumerate(site_sums)})
-            counts.append(count)
-        return in_layout_order(sums), tf.concat(counts, 0)
+#: Ops whose output's first axis is their first input's (elementwise on one
+#: tensor, or a bias added along the last axis).
+_BATCH_KEEPING_OPS = frozenset(
+    [
+        "Abs",
+        "Cast",
+        "Elu",
+        "Exp",
+        "Gelu",
+        "Identity",
+        "LeakyRelu",
+        "Log",
+        "Neg",
+        "Relu",
+        "Relu6",
+        "Rsqrt",
+        "Selu",
+        "Sigmoid",
+        "Sign",
+        "Softplus",
+        "Softsign",
+        "Sqrt",
+        "Square",
+        "StopGradient",
+        "Tanh",
+        "BiasAdd",
+    ]
+)
+#: Elementwise ops of two tensors, which may broadcast.
+_ELEMENTWISE_BINARY_OPS = frozenset(
+    ["Add", "AddV2", "Maximum", "Minimum", "Mul", "RealDiv", "Sub", "SquaredDifference"]
+)
 
-    if len(group) == 1 or _fused_by_xla_or_gpu():
-        return one_by_one()
 
-    def side_by_side() -> tuple[tf.Tensor, tf.Tensor]:
-        by_kind: dict[tuple, list[int]] = {}
-        for index, entry in enumerate(group):
-            by_kind.setdefault(entry.terms, []).append(index)
-        sums = {}
-        for terms, indices in by_kind.items():
-            matrices = [group[index].matrix for index in indices]
-            wide = tf.concat(matrices, axis=1) if len(matrices) > 1 else matrices[0]
-            summer = _row_summer(wide)
-            for slot, term in enumerate(terms):
-                total = summer(term(wide))
-                if len(by_kind) == 1:
-                    sums[(0, slot)] = total  # every site, already in order
-                elif len(indices) == 1:
-                    sums[(indices[0], slot)] = total
-                else:  # split back into sites, to be put in site order
-                    widths = [group[index].layout.units for index in indices]
-                    parts = tf.split(total, widths)
-                    sums.update({(i, slot): parts[n] for n, i in enumerate(indices)})
-        counts = tf.tile(_rows(group[0].matrix), [len(group)])
-        return in_layout_order(sums), counts
-
-    static_rows = {entry.matrix.shape[0] for entry in group}
-    if len(static_rows - {None}) > 1:  # known, when traced, to differ
-        return one_by_one()
-    if None not in static_rows:  # known to agree
-        return side_by_side()
-    rows = tf.stack([tf.shape(entry.matrix)[0] for entry in group])
-    return tf.cond(tf.reduce_all(tf.equal(rows, rows[0])), side_by_side, one_by_one)
+def _batch_source(tensor: tf.Tensor) -> tf.Tensor | None:
+    """The tensor whose first axis `tensor`'s first axis provably is, found
+    by walking back through ops that keep it (a Dense layer's MatMul, bias
+    add and activation): sites with one source have equal batch sizes. None
+    where there is no graph to walk (eager)."""
+    if not hasattr(tensor, "op") or tf.executing_eagerly():
+        return None
+    for _ in range(256):
+        op = tensor.op
+        keeps = op.type in _BATCH_KEEPING_OPS
+        if keeps or (op.type == "MatMul" and not op.get_attr("transpose_a")):
+            tensor = op.inputs[0]
+        elif op.type in _ELEMENTWISE_BINARY_OPS:
+            rank = tensor.shape.rank
+            carriers = [
+                operand
+                for operand in op.inputs
+                if operand.shape.rank == rank and operand.shape[0] != 1
+            ]
+            if len(carriers) != 1:  # broadcasting on the batch axis, or two
+                return tensor
+            tensor = carriers[0]
+        else:
+            return tensor
+    return tensor
 
 
 def _first_sample_terms(layer_input: tf.Tensor) -> tuple:

@@ -157,9 +157,9 @@ def _assert_counters(counters, arrays, unit_axis=-1):
 
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_many_sites_of_every_kind_in_one_step(jit_compile):
-    # Two Dense-like ReLU sites (summed side by side without XLA), a leaky
-    # one, a SELU one, a channels-first conv and a shared site called twice:
-    # each site's counters against NumPy, so every offset is right.
+    # Two Dense-like ReLU sites, a leaky one, a SELU one, a channels-first
+    # conv and a shared site called twice: each site's counters against
+    # NumPy, so every offset is right.
     rng = np.random.default_rng(7)
     relu_a = Site("a", keras.layers.ReLU(), "relu")
     relu_b = Site("b", keras.layers.ReLU(), "relu")
@@ -201,25 +201,87 @@ def _graph_ops(step, signature):
     return ops
 
 
-def test_sites_with_as_many_rows_share_one_sign_and_two_products():
+_ACTIVATIONS = {
+    "relu": (keras.layers.ReLU, tf.nn.relu),
+    "leaky_relu": (
+        lambda: keras.layers.LeakyReLU(0.2),
+        lambda z: tf.nn.leaky_relu(z, 0.2),
+    ),
+    "selu": (lambda: keras.layers.Activation("selu"), tf.nn.selu),
+}
+
+
+def _dense_sites_step(recorder, kinds, jit_compile, features=4):
+    """A traced step of Dense-like sites all fed by one input `x` (so their
+    batches provably agree): site i is activation(x @ W_i), W_i of width
+    2 + i. Returns the step (which returns every site's values) and the
+    sites."""
+    rng = np.random.default_rng(0)
+    kernels = [
+        tf.constant(rng.normal(size=(features, 2 + i)).astype("float32"))
+        for i in range(len(kinds))
+    ]
+    sites = [
+        Site(f"s{i}", _ACTIVATIONS[kind][0](), kind) for i, kind in enumerate(kinds)
+    ]
+
+    @tf.function(
+        jit_compile=jit_compile,
+        input_signature=[tf.TensorSpec((None, features))],
+    )
+    def step(x):
+        recorder.start_step()
+        outputs = []
+        for site, kind, kernel in zip(sites, kinds, kernels, strict=True):
+            values = _ACTIVATIONS[kind][1](tf.matmul(x, kernel))
+            recorder.record(site, values)
+            outputs.append(values)
+        recorder.finish_step()
+        return outputs
+
+    return step, sites
+
+
+def test_dense_sites_of_one_batch_share_one_sign_and_two_products():
     if tf.config.list_logical_devices("GPU"):
         pytest.skip("with a GPU, sites are summed apart, with Sum")
-    sites = [
-        Site("a", keras.layers.ReLU(), "relu"),
-        Site("b", keras.layers.ReLU(), "relu"),
-    ]
-    signature = [tf.TensorSpec((8, 3)), tf.TensorSpec((8, 5))]
-    ops = _graph_ops(_record_sites(CounterRecorder(), sites, False), signature)
+    step, _ = _dense_sites_step(CounterRecorder(), ["relu"] * 3, False)
+    graph_def = step.get_concrete_function().graph.as_graph_def()
+    ops = [node.op for node in graph_def.node]
     assert ops.count("Sign") == 1
-    assert ops.count("MatMul") == 2  # positive counts and absolute sums
-    assert not {"If", "StatelessIf"} & set(ops)  # rows known and equal: no check
+    assert ops.count("MatMul") == 3 + 2  # the sites' own, then the two sums
+    assert not {"If", "StatelessIf"} & set(ops)
 
 
 @pytest.mark.parametrize("jit_compile", [False, True])
-def test_batch_sizes_unknown_when_traced_are_checked_when_run(jit_compile):
-    # Two sites whose batch sizes are unknown when traced: summed side by side
-    # when they agree, one by one when they do not (a model that changes the
-    # batch size between sites); the counters are right either way.
+def test_mixed_kinds_of_one_batch_in_site_order(jit_compile):
+    # ReLU, leaky, ReLU, SELU, leaky, fed by one input: summed by kind side
+    # by side (no XLA), each site against NumPy, over two batch sizes.
+    kinds = ["relu", "leaky_relu", "relu", "selu", "leaky_relu"]
+    recorder = CounterRecorder()
+    step, sites = _dense_sites_step(recorder, kinds, jit_compile)
+    rng = np.random.default_rng(1)
+    seen = [[] for _ in sites]
+    for rows in (7, 3):
+        outputs = step(tf.constant(rng.normal(size=(rows, 4)).astype("float32")))
+        for values, kept in zip(outputs, seen, strict=True):
+            kept.append(values.numpy())
+    counters = recorder.read()
+    for site, arrays in zip(sites, seen, strict=True):
+        _assert_counters(counters[site.name], arrays)
+    selu = np.concatenate(seen[3])
+    np.testing.assert_allclose(
+        counters["s3"].value_sum, selu.sum(axis=0), rtol=1e-5, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        counters["s3"].square_sum, np.square(selu).sum(axis=0), rtol=1e-5
+    )
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_sites_with_batches_from_different_tensors_are_summed_apart(jit_compile):
+    # Two sites fed by different tensors (a model may change the batch size
+    # between sites): never put side by side, so right when the sizes differ.
     sites = [
         Site("a", keras.layers.ReLU(), "relu"),
         Site("b", keras.layers.ReLU(), "relu"),
@@ -227,8 +289,6 @@ def test_batch_sizes_unknown_when_traced_are_checked_when_run(jit_compile):
     signature = [tf.TensorSpec((None, 3)), tf.TensorSpec((None, 5))]
     recorder = CounterRecorder()
     step = _record_sites(recorder, sites, jit_compile, signature)
-    checked = bool({"If", "StatelessIf"} & set(_graph_ops(step, signature)))
-    assert checked == (not jit_compile and not tf.config.list_logical_devices("GPU"))
     for rows_a, rows_b in ((7, 7), (7, 4)):
         a = _outputs((rows_a, 3), rows_a, "relu")
         b = _outputs((rows_b, 5), rows_b + 1, "relu")
@@ -268,9 +328,9 @@ def test_input_mean_square_from_the_first_sample_of_each_batch(jit_compile):
 
 def test_a_site_that_changes_kind_keeps_its_place_in_the_buffer():
     # A fix makes one of two ReLU sites leaky and Keras traces the step anew:
-    # the leaky site is then counted with its own terms, apart from the ReLU
-    # site, yet at the same place in the buffer, so the window's counts from
-    # before and after the change add up.
+    # the leaky site is then counted with its own terms, yet at the same
+    # place in the buffer, so the window's counts from before and after the
+    # change add up.
     relu = keras.layers.ReLU()
     sites = [Site("a", relu, "relu"), Site("b", keras.layers.ReLU(), "relu")]
     recorder = CounterRecorder()
@@ -286,37 +346,9 @@ def test_a_site_that_changes_kind_keeps_its_place_in_the_buffer():
 
 
 @pytest.mark.parametrize("jit_compile", [False, True])
-def test_mixed_kinds_with_one_row_per_sample_in_site_order(jit_compile):
-    # ReLU, leaky, ReLU, SELU, leaky: summed by kind side by side (no XLA),
-    # put back in site order; each site against NumPy.
-    rng = np.random.default_rng(5)
-    kinds = ["relu", "leaky_relu", "relu", "selu", "leaky_relu"]
-    layers = {
-        "relu": keras.layers.ReLU,
-        "leaky_relu": lambda: keras.layers.LeakyReLU(0.2),
-        "selu": lambda: keras.layers.Activation("selu"),
-    }
-    sites = [Site(f"s{i}", layers[kind](), kind) for i, kind in enumerate(kinds)]
-    values = [
-        _outputs((5, 2 + i), i, "relu")
-        if kind == "relu"
-        else rng.normal(size=(5, 2 + i)).astype("float32")
-        for i, kind in enumerate(kinds)
-    ]
-    recorder = CounterRecorder()
-    _record_sites(recorder, sites, jit_compile)(*map(tf.constant, values))
-    counters = recorder.read()
-    for site, site_values in zip(sites, values, strict=True):
-        _assert_counters(counters[site.name], [site_values])
-    np.testing.assert_allclose(
-        counters["s3"].square_sum, np.square(values[3]).sum(axis=0), rtol=1e-5
-    )
-
-
-@pytest.mark.parametrize("jit_compile", [False, True])
 def test_batch_sizes_known_to_differ_beside_an_unknown_one(jit_compile):
     # Dense sites on fixed-size tensors (4 and 6 rows) beside a batch-sized
-    # one: traced without trying to put them side by side, and counted right.
+    # one: each counted right.
     sites = [Site(name, keras.layers.ReLU(), "relu") for name in "abc"]
     signature = [
         tf.TensorSpec((4, 3)),
