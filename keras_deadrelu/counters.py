@@ -268,11 +268,9 @@ class CounterRecorder:
                     indices[id(entry)] += range(slot_start, slot_start + units)
                     slot_start += units
             length = slot_start
-            for position, entry in enumerate(group):
-                indices[id(entry)].append(
-                    length + (position if counts.shape[0] > 1 else 0)
-                )
-            length += counts.shape[0]
+            for entry in group:  # one count, shared by the group's sites
+                indices[id(entry)].append(length)
+            length += 1
         input_terms = []
         # After the sums: taken as soon as its input exists, a sample would
         # race the next layer's kernel for the CPU threads (on a 4 x 512 MLP
@@ -399,8 +397,7 @@ def _fused_by_xla_or_gpu() -> bool:
 def _group_sums(group: list[_PendingSite]) -> tuple[tf.Tensor, tf.Tensor]:
     """The per-unit sums of a group of sites of one kind, as one flat vector
     (term by term: positive count, absolute sum, ...; within a term, site by
-    site), and the number of values per unit: one for the whole group when
-    its sites are summed side by side, else one per site.
+    site), and the number of values per unit, which all its sites share.
 
     A group of several sites (Dense-like sites whose batches provably come
     from one tensor, on a CPU without XLA) is summed side by side, as one
