@@ -2,7 +2,8 @@
 
 The values are built here as plain Python and NumPy (so they can be checked
 without TensorFlow); :class:`~keras_deadrelu.tensorboard_sink.TensorBoardSink`
-writes them with ``tf.summary.write`` under :mod:`.metadata`'s tags.
+writes them as tensor summaries under :mod:`.metadata`'s tags, in the
+window's one Summary proto.
 
 >>> import numpy as np
 >>> from keras_deadrelu.unit_statistics import UnitCounters, site_statistics
