@@ -56,7 +56,9 @@ mostly ignores. CPU time has a bias of its own (TensorFlow's thread pools
 spin while idle, so small extra ops can add CPU time but no wall time), so
 neither ratio settles a goal of a few percent on a busy machine: rerun on a
 quiet one, with more pairs, for the wall-time goal (the JSON holds the load
-average at the start and the end, and every epoch).
+average at the start and the end, and every epoch). ``end ms`` is the
+median time of the callback's own ``on_epoch_end`` (from a marker callback
+just before it to the timer), the per-window work inside those epochs.
 
 The table is printed first; the LAST line of stdout is one JSON object:
 ``{"benchmark": "overhead", "machine": {...}, "config": {...},
@@ -181,12 +183,20 @@ class GateCallback(keras.callbacks.Callback):
 class TimerCallback(keras.callbacks.Callback):
     """LAST callback: times each epoch, then hands the turn to the other arm."""
 
-    def __init__(self, baton: Baton, arm: int, fit_started: list[float]) -> None:
+    def __init__(
+        self,
+        baton: Baton,
+        arm: int,
+        fit_started: list[float],
+        mark: MarkCallback | None = None,
+    ) -> None:
         super().__init__()
         self.baton = baton
         self.arm = arm
         self.fit_started = fit_started
+        self.mark = mark
         self.epoch_seconds: list[float] = []
+        self.epoch_end_seconds: list[float] = []
         self.epoch_cpu_seconds: list[float] = []
         self._begin = 0.0
         self._cpu_begin = 0.0
@@ -202,11 +212,25 @@ class TimerCallback(keras.callbacks.Callback):
         cpu_start = self.fit_started[1] if epoch == 0 else self._cpu_begin
         self.epoch_seconds.append(end - start)
         self.epoch_cpu_seconds.append(cpu_end - cpu_start)
+        if self.mark is not None:
+            self.epoch_end_seconds.append(end - self.mark.epoch_end_started)
         if epoch + 1 < self.params.get("epochs", 0):
             self.baton.hand_over(self.arm)
 
     def on_train_end(self, logs: dict | None = None) -> None:
         self.baton.hand_over(self.arm)
+
+
+class MarkCallback(keras.callbacks.Callback):
+    """Just BEFORE the callback under test: notes when its epoch end starts,
+    so that the timer (last) gives that callback's epoch-end work alone."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.epoch_end_started = 0.0
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch_end_started = time.perf_counter()
 
 
 # --------------------------------------------------------------- scenarios
@@ -240,6 +264,7 @@ class Result:
     median_cpu_s_without: float
     median_cpu_s_with: float
     median_cpu_ratio: float
+    median_epoch_end_ms: float
     goal: float | None
     passed: bool | None
     epoch_s_without: list[float] = field(default_factory=list)
@@ -276,10 +301,12 @@ def run_scenario(
 
         def run_arm(arm_index: int, arm: str) -> None:
             started: list[float] = [0.0, 0.0]
-            timer = TimerCallback(baton, arm_index, started)
+            mark = MarkCallback() if arm == "with" else None
+            timer = TimerCallback(baton, arm_index, started, mark)
             timers[arm] = timer
             callbacks: list[keras.callbacks.Callback] = [GateCallback(baton, arm_index)]
-            if arm == "with":
+            if mark is not None:
+                callbacks.append(mark)
                 callbacks.append(scenario.make_callback(os.path.join(log_root, arm)))
             callbacks.append(timer)  # last: times the other callbacks' epoch work
             try:
@@ -334,6 +361,8 @@ def run_scenario(
         median_cpu_s_without=statistics.median(cpu_without),
         median_cpu_s_with=statistics.median(cpu_with),
         median_cpu_ratio=statistics.median(cpu_ratios),
+        median_epoch_end_ms=1e3
+        * statistics.median(timers["with"].epoch_end_seconds[1:]),
         goal=scenario.goal,
         passed=None if scenario.goal is None else median_ratio <= scenario.goal,
         epoch_s_without=timed_without,
@@ -405,7 +434,8 @@ def print_table(results: list[Result]) -> None:
     header = (
         f"{'scenario':<16} {'jit':<5} {'steps':>5} {'pairs':>5} "
         f"{'without s':>9} {'with s':>9} {'ratio':>7} {'min-max':>13} "
-        f"{'cpu ratio':>9} {'1st ep wo/w s':>14} {'goal':>6} {'result':>6}"
+        f"{'cpu ratio':>9} {'end ms':>7} {'1st ep wo/w s':>14} {'goal':>6} "
+        f"{'result':>6}"
     )
     print(header)
     print("-" * len(header))
@@ -418,7 +448,8 @@ def print_table(results: list[Result]) -> None:
             f"{r.scenario:<16} {str(r.jit_compile):<5} {r.steps_per_epoch:>5} "
             f"{r.pairs:>5} {r.median_epoch_s_without:>9.3f} "
             f"{r.median_epoch_s_with:>9.3f} {r.median_ratio:>7.3f} {spread:>13} "
-            f"{r.median_cpu_ratio:>9.3f} {first:>14} {goal:>6} {verdict:>6}"
+            f"{r.median_cpu_ratio:>9.3f} {r.median_epoch_end_ms:>7.1f} {first:>14} "
+            f"{goal:>6} {verdict:>6}"
         )
 
 

@@ -17,6 +17,7 @@ TIME_FIELDS = (
     "first_epoch_s_with",
     "median_cpu_s_without",
     "median_cpu_s_with",
+    "median_epoch_end_ms",
 )
 
 
