@@ -29,6 +29,7 @@ weight snapshots taken once per window.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import keras
@@ -137,9 +138,15 @@ def _parameters(layer: Any) -> np.ndarray | None:
 
 
 def _norm(vector: np.ndarray) -> float:
-    """The Euclidean norm of a float32 vector (one BLAS dot product, summed
-    in float32: a relative error of about 1e-6, plenty for a move ratio)."""
-    return float(np.sqrt(np.dot(vector, vector)))
+    """The Euclidean norm of a float32 vector: one BLAS dot product summed in
+    float32 (relative error below 1e-4 for millions of weights, plenty for a
+    move ratio), or in float64 where float32 overflows or underflows (the
+    huge weights of a diverging run)."""
+    with np.errstate(over="ignore", under="ignore"):
+        norm = float(np.sqrt(np.dot(vector, vector)))
+    if not math.isfinite(norm) or (norm == 0.0 and vector.any()):
+        norm = float(np.linalg.norm(vector.astype(np.float64)))
+    return norm
 
 
 class WeightSnapshots:
@@ -191,11 +198,13 @@ class WeightSnapshots:
                 self._parameters[name] = (now, _norm(now))
 
     def largest_recent_move(self, name: str) -> tuple[float | None, str | None]:
-        """The larger relative move of the last two windows, and where."""
+        """The larger relative move of the last two windows, and where (a NaN
+        move, from NaN weights, only when there is no other)."""
         recent = self._recent_moves.get(name)
         if not recent:
             return None, None
-        return max(recent)
+        finite = [move for move in recent if not math.isnan(move[0])]
+        return max(finite or recent)
 
 
 def bias_evidence(

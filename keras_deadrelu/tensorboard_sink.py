@@ -155,13 +155,21 @@ class _Summary:
         """An RGB image (height, width, 3) of uint8, PNG-encoded, as
         ``tf.summary.image`` stores it: width, height, then the PNG."""
         height, width = image.shape[:2]
-        png = tf.io.encode_png(image).numpy()
+        png = tf.io.encode_png(image).numpy()  # eager, as callbacks run
         value = np.array([str(width).encode(), str(height).encode(), png], object)
         self.add(tag, value, _IMAGE_METADATA)
 
     def write(self) -> None:
         """Writes the proto at the default writer's step."""
         tf.summary.experimental.write_raw_pb(self.proto.SerializeToString())
+
+
+def _always_record():
+    """A context in which summaries are written whatever the caller's
+    ``tf.summary.record_if``: ``keras.callbacks.TensorBoard(update_freq=N)``
+    leaves one in force for the whole ``fit``, which would drop the
+    monitor's windows (all of them, with ``freq="epoch"``)."""
+    return tf.summary.record_if(True)
 
 
 class TensorBoardSink:
@@ -199,7 +207,7 @@ class TensorBoardSink:
             self._writer = tf.summary.create_file_writer(self.run_dir)
         if not self._layout_written:
             self._layout_written = True
-            with self._writer.as_default():
+            with self._writer.as_default(), _always_record():
                 layout = custom_scalar_summary.pb(custom_scalars_layout())
                 tf.summary.experimental.write_raw_pb(layout.SerializeToString(), step=0)
                 if self.config:
@@ -243,19 +251,19 @@ class TensorBoardSink:
         if self.images:
             image = firing_rate_map([site.firing_rate for site in window.sites])
             summary.image("firing_rate_map", image)
-        with self._get_writer().as_default(step=step):
+        with self._get_writer().as_default(step=step), _always_record():
             summary.write()
         self._writer.flush()
 
     def write_text(self, step: int, tag: str, text: str) -> None:
         """Writes one line of text (for example a diagnosis) at `step`."""
-        with self._get_writer().as_default(step=step):
+        with self._get_writer().as_default(step=step), _always_record():
             tf.summary.text(tag, text)
         self._writer.flush()
 
     def write_event(self, event: FixEvent) -> None:
         """Writes a fix's action: a text event and a scalar marker at its step."""
-        with self._get_writer().as_default(step=event.step):
+        with self._get_writer().as_default(step=event.step), _always_record():
             tf.summary.text("fix_events", event.message)
             tf.summary.scalar(f"fix/{event.fix}", 1.0)
         self._writer.flush()
@@ -275,7 +283,7 @@ class TensorBoardSink:
             dashboard_summaries.fix_events_value(events, diagnoses),
             _DASHBOARD_METADATA[dashboard.FIX_EVENTS_KIND],
         )
-        with self._get_writer().as_default(step=step):
+        with self._get_writer().as_default(step=step), _always_record():
             summary.write()
         self._writer.flush()
 

@@ -9,7 +9,7 @@ from dying_models import X, Y, mlp
 from event_files import read_run
 
 import keras_deadrelu as kd
-from keras_deadrelu.diagnosis import SiteEvidence, diagnose
+from keras_deadrelu.diagnosis import SiteEvidence, WeightSnapshots, diagnose
 
 
 def test_bias_cause_on_the_bias_minus_five_model(tmp_path):
@@ -109,3 +109,49 @@ def test_bias_cause_for_a_relu_layer_after_a_dense():
     )
     # The hook on the Dense is gone after fit, like the site's.
     assert "call" not in model.get_layer("pre").__dict__
+
+
+def _dense_with(kernel: np.ndarray) -> keras.layers.Dense:
+    layer = keras.layers.Dense(kernel.shape[1], use_bias=False)
+    layer.build((None, kernel.shape[0]))
+    layer.kernel.assign(kernel)
+    return layer
+
+
+@pytest.mark.parametrize(
+    "scale, factor",
+    [
+        (1.0, 1.001),  # a realistic small move, on 512 x 600 weights
+        (1e20, 1.01),  # a diverging run: float32 squares overflow
+        (1e-30, 2.0),  # float32 squares underflow to 0
+    ],
+)
+def test_weight_moves_against_a_float64_reference(scale, factor):
+    rng = np.random.default_rng(0)
+    before = (rng.normal(size=(512, 600)) * scale).astype("float32")
+    after = (before.astype(np.float64) * factor).astype("float32")
+    after[0, 0] += np.float32(scale)  # not a pure rescaling
+    layer = _dense_with(before)
+    snapshots = WeightSnapshots()
+    snapshots.take({"h": layer})
+    layer.kernel.assign(after)
+    snapshots.record_moves({"h": layer}, where="epoch 1")
+    move, where = snapshots.largest_recent_move("h")
+    expected = np.linalg.norm(
+        after.astype(np.float64) - before.astype(np.float64)
+    ) / np.linalg.norm(before.astype(np.float64))
+    assert where == "epoch 1"
+    assert move == pytest.approx(expected, rel=1e-4)
+
+
+def test_a_nan_move_does_not_hide_a_finite_one():
+    layer = _dense_with(np.ones((3, 2), "float32"))
+    snapshots = WeightSnapshots()
+    snapshots.take({"h": layer})
+    layer.kernel.assign(np.full((3, 2), np.nan, "float32"))
+    snapshots.record_moves({"h": layer}, where="epoch 1")  # a NaN move
+    layer.kernel.assign(np.ones((3, 2), "float32"))  # as a fix would reset it
+    snapshots.take({"h": layer})
+    layer.kernel.assign(np.full((3, 2), 3.0, "float32"))  # moved by 2 norms
+    snapshots.record_moves({"h": layer}, where="epoch 2")
+    assert snapshots.largest_recent_move("h") == (pytest.approx(2.0), "epoch 2")

@@ -138,6 +138,24 @@ def test_coexists_with_keras_tensorboard_on_the_same_log_dir(tmp_path):
     assert not any(tag.startswith("dead_fraction") for tag in theirs)
 
 
+@pytest.mark.parametrize("freq", ["epoch", 2])
+def test_every_window_is_written_beside_tensorboard_with_update_freq(tmp_path, freq):
+    # TensorBoard(update_freq=3) keeps a `tf.summary.record_if` in force for
+    # the whole fit; the monitor's own writes must not obey it.
+    model = small_model()
+    callbacks = [
+        keras.callbacks.TensorBoard(log_dir=str(tmp_path), update_freq=3),
+        kd.DeadNeuronMonitor(log_dir=str(tmp_path), freq=freq, verbose=0),
+    ]
+    model.fit(X, Y, epochs=3, batch_size=32, verbose=0, callbacks=callbacks)
+    ours = read_run(os.path.join(tmp_path, "dead_neurons"))
+    steps = [step for step, _ in scalar_series(ours, "dead_fraction/dying")]
+    # 4 steps per epoch: a window per epoch (at its index), or every 2 steps.
+    assert steps == ([0, 1, 2] if freq == "epoch" else [2, 4, 6, 8, 10, 12])
+    assert "custom_scalars__config__" in ours and "monitor_config" in ours
+    assert [step for step, _, _ in ours["firing_rate_map"]] == steps
+
+
 def test_works_with_early_stopping_and_csv_logger(tmp_path):
     model = small_model()
     csv_path = tmp_path / "log.csv"
