@@ -116,11 +116,13 @@ class _PendingSite:
     of values per unit. `batch_source`, for a rank-2 output (a Dense layer),
     is the tensor whose first axis its first axis provably is.
     `layer_input` is the input of the layer that computes the site, when it
-    has a kernel.
+    has a kernel. `output_ref` is the ref of the site's output tensor as the
+    layer returned it.
     """
 
     layout: _SiteLayout
     terms: tuple
+    output_ref: object
     matrix: tf.Tensor | None = None
     batch_source: tf.Tensor | None = None
     sums: list[tf.Tensor] | None = None
@@ -149,6 +151,10 @@ class CounterRecorder:
         self.granularity = granularity
         self._layout: list[_SiteLayout] | None = None
         self._buffer: tf.Variable | None = None
+        #: Names of the sites whose output is one of the model's outputs, as
+        #: seen when a step was traced (for models without a functional
+        #: graph, such as subclassed ones).
+        self.output_site_names: set[str] = set()
         # Per thread: under MirroredStrategy each replica traces its step in
         # a thread of its own, interleaved with the others at every
         # cross-replica sync (the gradient all-reduce).
@@ -190,12 +196,32 @@ class CounterRecorder:
         """Begins collecting the sums of one step (at trace time)."""
         self._pending = []
         self._local.inputs = {}
+        self._local.graph = _current_graph()
+
+    def _in_step_graph(self) -> bool:
+        """Whether ops made now belong to the step's own graph. Not when
+        Keras builds an unbuilt model in a scratch graph inside the step, nor
+        inside a control-flow body (a loop or branch): tensors made there
+        cannot be used where the step's sums are taken, so they are not
+        counted."""
+        return _current_graph() is getattr(self._local, "graph", None)
 
     def record_input(self, site: Site, layer_input) -> None:
         """Notes the input of the weighted layer that feeds `site` (a ReLU or
         Activation layer after a Dense/Conv), for the site's next record."""
-        if self._pending is not None:
+        if self._pending is not None and self._in_step_graph():
             self._local.inputs[site.name] = layer_input
+
+    def note_model_outputs(self, outputs) -> None:
+        """Notes which of this step's sites produced the model's `outputs`
+        (called when the model's call returns, at trace time)."""
+        if self._pending is None or not self._in_step_graph():
+            return
+        flat = tf.nest.flatten(outputs)
+        returned = {tensor.ref() for tensor in flat if hasattr(tensor, "ref")}
+        for entry in self._pending:
+            if entry.output_ref in returned:
+                self.output_site_names.add(entry.layout.name)
 
     def record(self, site: Site, outputs, layer_input=None) -> None:
         """Notes one batch of `site`'s outputs, reduced to per-unit sums at the
@@ -210,7 +236,10 @@ class CounterRecorder:
             self.record(site, outputs, layer_input)
             self.finish_step()
             return
-        values = tf.cast(tf.convert_to_tensor(outputs), tf.float32)
+        if not self._in_step_graph():
+            return
+        output = tf.convert_to_tensor(outputs)
+        values = tf.cast(output, tf.float32)
         reduce_axes, unit_shape = self._reduce_axes_and_unit_shape(site, values.shape)
         # Read the kind now (at trace time): a fix may have made it leaky.
         kind = layer_kind(site.layer) or site.kind
@@ -219,7 +248,7 @@ class CounterRecorder:
         layout = _SiteLayout(
             site.name, unit_shape, 0, kind == "selu", layer_input is not None
         )
-        entry = _PendingSite(layout, _per_unit_terms(kind))
+        entry = _PendingSite(layout, _per_unit_terms(kind), output.ref())
         if layer_input is not None:
             entry.layer_input = tf.convert_to_tensor(layer_input)
         if reduce_axes in (list(range(values.shape.rank - 1)), [0]):
@@ -495,6 +524,13 @@ def _rows(matrix: tf.Tensor) -> tf.Tensor:
     if rows is not None:
         return tf.constant([rows], tf.float32)
     return tf.cast(tf.shape(matrix)[:1], tf.float32)
+
+
+def _current_graph():
+    """The graph ops go to now (None when executing eagerly)."""
+    if tf.executing_eagerly():
+        return None
+    return tf.compat.v1.get_default_graph()
 
 
 def _new_buffer(size: int) -> tf.Variable:

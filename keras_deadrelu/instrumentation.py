@@ -106,6 +106,9 @@ class Instrumentation:
                     "call",
                     _recording_input_call(site, producer.call, self.recorder),
                 )
+        self._replace(
+            self.model, "call", _noting_model_call(self.model.call, self.recorder)
+        )
         if self.train_recorder is not None:
             self._replace(
                 self.model,
@@ -183,6 +186,22 @@ def _recording_input_call(
         if ours and args and not _is_symbolic(args[0]):
             active.record_input(site, args[0])
         return original_call(*args, **kwargs)
+
+    call.__deadrelu_original__ = original_call
+    return call
+
+
+def _noting_model_call(original_call: Any, recorder: CounterRecorder | None) -> Any:
+    """Wraps the model's ``call`` so that the active recorder learns which
+    sites produce the model's outputs (the output layer, never fixed)."""
+
+    @functools.wraps(original_call)
+    def call(*args, **kwargs):
+        outputs = original_call(*args, **kwargs)
+        active = active_recorder()
+        if active is not None and (recorder is None or active is recorder):
+            active.note_model_outputs(outputs)
+        return outputs
 
     call.__deadrelu_original__ = original_call
     return call

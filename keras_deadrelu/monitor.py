@@ -128,14 +128,14 @@ def site_channel_axis(sites: list[Site], name: str) -> int:
 
 
 def _output_layer_ids(model: Any) -> set[int]:
-    """Ids of the layers that produce the model's outputs (never fixed)."""
+    """Ids of the layers that produce the model's outputs (never fixed), from
+    its functional graph; empty for a subclassed model, whose output sites
+    are seen when its step is traced."""
     ids = set()
     for tensor in getattr(model, "outputs", None) or []:
         history = getattr(tensor, "_keras_history", None)
         if history is not None:
             ids.add(id(history[0]))
-    if not ids and getattr(model, "layers", None):
-        ids.add(id(model.layers[-1]))
     return ids
 
 
@@ -289,6 +289,7 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         self._snapshots = WeightSnapshots()
         self._windows_seen = 0
         self._cooldown_until: dict[tuple[int, str], int] = {}
+        self._frozen_warned: set[str] = set()
         self._epoch = 0
         self.last_window: WindowStatistics | None = None
         self._measurement: SiteMeasurement | None = None
@@ -309,16 +310,32 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         sites = select_sites(find_sites(self.model), self.layers)
         self.sites = sites
         if not sites:
+            if self.layers is not None and not list(self.layers):
+                message = (
+                    "DeadNeuronMonitor: layers=[] selects no site; nothing will be "
+                    "measured and training goes on normally."
+                )
+            else:
+                message = (
+                    "DeadNeuronMonitor: this model has no ReLU-family site (relu, "
+                    "leaky_relu, elu, selu, PReLU, ...); nothing will be measured "
+                    "and training goes on normally. An activation applied as a "
+                    "function inside a subclassed model's call() is not a layer and "
+                    "cannot be monitored: use a ReLU() layer or a layer's "
+                    "activation= argument. Recurrent layers (SimpleRNN, LSTM, GRU) "
+                    "are not monitored: their activation runs in a loop over time."
+                )
+            warnings.warn(message, DeadNeuronWarning, stacklevel=2)
+            return
+        steps = (self.params or {}).get("steps")
+        if self.freq != "epoch" and steps and self.freq > steps:
             warnings.warn(
-                "DeadNeuronMonitor: this model has no ReLU-family site (relu, "
-                "leaky_relu, elu, selu, PReLU, ...); nothing will be measured and "
-                "training goes on normally. An activation applied as a function "
-                "inside a subclassed model's call() is not a layer and cannot be "
-                "monitored: use a ReLU() layer or a layer's activation= argument.",
+                f"DeadNeuronMonitor: freq={self.freq} is more than the {steps} "
+                "steps of an epoch; a window closes at each epoch's end, so "
+                "windows are epochs.",
                 DeadNeuronWarning,
                 stacklevel=2,
             )
-            return
         for fix in self.fixes:
             fix.check_model(self.model)
         self._protected_layers = _output_layer_ids(self.model)
@@ -361,6 +378,8 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         # on_train_begin, maybe after this one.
 
     def on_train_end(self, logs=None):
+        if self._measurement is not None and self.freq != "epoch":
+            self._sync_steps()
         leftover = self.freq != "epoch" and self._steps_in_window > 0
         if self._measurement is not None and leftover:
             # The steps after the last full window make a last, shorter one.
@@ -420,8 +439,23 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         self._global_step += steps
         self._steps_in_window += steps
         if self._steps_in_window >= self.freq:
+            self._sync_steps()
+        if self._steps_in_window >= self.freq:
             self._finish_window(self._global_step, f"step {self._global_step}")
             self._window_closed_this_epoch = True
+
+    def _sync_steps(self) -> None:
+        """Sets the step count to the optimizer's (read once per window).
+
+        Batch indices overcount the steps of a last, partial execution with
+        ``steps_per_execution`` > 1 (Keras reports its nominal end step); the
+        optimizer counts the steps run."""
+        if getattr(getattr(self.model, "optimizer", None), "iterations", None) is None:
+            return
+        extra = self._global_step - self._iterations()
+        if extra > 0:
+            self._global_step -= extra
+            self._steps_in_window = max(self._steps_in_window - extra, 0)
 
     def on_epoch_end(self, epoch, logs=None):
         if self._measurement is None:
@@ -430,10 +464,14 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
             step = epoch + (self._epoch_step_offset or 0)
             self._next_epoch_step = step + 1
             window = self._finish_window(step, f"epoch {epoch + 1}")
-        elif self._window_closed_this_epoch:
-            window = self.last_window
         else:
-            window = self._finish_window(self._global_step, f"step {self._global_step}")
+            self._sync_steps()
+            if self._window_closed_this_epoch:
+                window = self.last_window
+            else:
+                window = self._finish_window(
+                    self._global_step, f"step {self._global_step}"
+                )
         if logs is not None and window is not None:
             for name, fraction in window.dead_fractions().items():
                 logs[f"dead_fraction/{name}"] = fraction
@@ -633,6 +671,24 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         except (TypeError, ValueError):
             return None
 
+    def _frozen(self, site: Site) -> bool:
+        """Whether the site's layer, or the one whose kernel feeds it, is
+        frozen (``trainable=False``, say a pretrained backbone): a fix would
+        change weights or a function that training cannot adapt to. Warns
+        once per site."""
+        layers = [site.layer, self._incoming_layers.get(site.name)]
+        if all(layer is None or layer.trainable for layer in layers):
+            return False
+        if site.name not in self._frozen_warned:
+            self._frozen_warned.add(site.name)
+            warnings.warn(
+                f"{site.name}: its layer is frozen (trainable=False); fixes leave "
+                "it alone.",
+                DeadNeuronWarning,
+                stacklevel=5,
+            )
+        return True
+
     def _apply_fixes(self, window: WindowStatistics, step: int, where: str) -> None:
         """Applies every fix, in order, to each site at or above the threshold."""
         sites_by_name = {site.name: site for site in self.sites}
@@ -642,7 +698,11 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
                 site = sites_by_name[statistics.name]
                 if statistics.dead_fraction < self.threshold:
                     continue
-                if id(site.layer) in self._protected_layers:
+                if id(site.layer) in self._protected_layers or (
+                    site.name in self._measurement.recorder.output_site_names
+                ):
+                    continue
+                if not fix.model_wide and self._frozen(site):
                     continue
                 key = (fix_index, "" if fix.model_wide else site.name)
                 if self._cooldown_until.get(key, 0) > now:

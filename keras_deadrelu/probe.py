@@ -103,6 +103,10 @@ def as_batches(
         if not data:
             raise ValueError(f"Argument `{data_name}` is an empty tuple.")
         data = data[0]
+    if isinstance(data, list) and data and all(hasattr(x, "shape") for x in data):
+        # Keras's form for a model with several inputs: one array each (a
+        # list would be stacked into one tensor by tf.data).
+        data = tuple(data)
     try:
         tensors = tf.nest.map_structure(np.asarray, data)
     except Exception as error:  # noqa: BLE001 - reported with the argument name

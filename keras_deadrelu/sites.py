@@ -11,7 +11,10 @@ A *site* is one ReLU-family activation in the model:
 - one of this package's layers (``PReLU``, ``ELU``, ``SELU``, ``LeakyReLU``).
 
 Layers inside nested models (and inside custom layers that track their
-sublayers) are found too. A site's name is the layer's name, prefixed by the
+sublayers) are found too. Recurrent layers (``SimpleRNN``, ``LSTM``, ``GRU``,
+``ConvLSTM*``, any ``keras.layers.RNN`` and its cells) are not sites, even
+with ``activation="relu"``: their activation runs inside a loop over time,
+out of the monitor's reach. A site's name is the layer's name, prefixed by the
 names of the models that contain it: ``"encoder/dense_1"``.
 
 >>> import keras
@@ -107,8 +110,41 @@ def layer_kind(layer: Any) -> str | None:
     return activation_kind(getattr(layer, "activation", None))
 
 
+def _is_recurrent(layer: Any) -> bool:
+    """A recurrent layer or cell (its activation runs in a loop over time)."""
+    return isinstance(layer, keras.layers.RNN) or hasattr(layer, "state_size")
+
+
+#: Layers that change where the channels are: the walk back to a layer's
+#: data format stops at them.
+_LAYOUT_CHANGING = (
+    keras.layers.Flatten,
+    keras.layers.Reshape,
+    keras.layers.Permute,
+    keras.layers.RepeatVector,
+)
+
+
 def _channel_axis(layer: Any) -> int:
-    return 1 if getattr(layer, "data_format", None) == "channels_first" else -1
+    """The output axis of `layer` that holds the channels: 1 after a layer
+    with ``data_format="channels_first"``, else -1.
+
+    A layer without a data format of its own (``ReLU``, ``Activation``,
+    ``BatchNormalization``...) has its input's layout: the walk goes back
+    through such layers, one input each, to the conv that has one.
+    """
+    current = layer
+    for _ in range(64):
+        data_format = getattr(current, "data_format", None)
+        if data_format is not None:
+            return 1 if data_format == "channels_first" else -1
+        if hasattr(current, "kernel") or isinstance(current, _LAYOUT_CHANGING):
+            return -1
+        nodes = getattr(current, "_inbound_nodes", [])
+        if len(nodes) != 1 or len(nodes[0].parent_nodes) != 1:
+            return -1
+        current = nodes[0].parent_nodes[0].operation
+    return -1
 
 
 def _children(layer: Any) -> list[Any]:
@@ -144,7 +180,13 @@ def walk_layers(model: Any) -> Iterator[tuple[str, Any]]:
 def find_sites(model: Any) -> list[Site]:
     """Returns every ReLU-family site of `model`, in model order."""
     sites = []
+    recurrent: list[str] = []
     for name, layer in walk_layers(model):
+        if any(name.startswith(f"{path}/") for path in recurrent):
+            continue  # inside a recurrent layer: its cell
+        if _is_recurrent(layer):
+            recurrent.append(name)
+            continue
         kind = layer_kind(layer)
         if kind is not None:
             sites.append(Site(name, layer, kind, _channel_axis(layer)))

@@ -231,3 +231,24 @@ def test_nan_units_are_reported_apart(jit_compile):
     # The probe reports the same, and so does the model-wide figure.
     assert kd.dead_fractions(model, x) == {"hidden": 0.25}
     assert monitor.last_window.nan_count == 1
+
+
+@pytest.mark.parametrize("form", ["list", "dict"])
+def test_probe_data_for_a_two_input_model_as_a_list_or_a_dict(form):
+    inputs = [keras.Input((5,), name="a"), keras.Input((5,), name="b")]
+    branch_a = keras.layers.Dense(6, activation="relu", name="da")
+    branch_b = keras.layers.Dense(6, activation="relu", name="db")
+    merged = keras.layers.Concatenate()([branch_a(inputs[0]), branch_b(inputs[1])])
+    model = keras.Model(inputs, keras.layers.Dense(1)(merged))
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    engineered_dense_weights(branch_a, dead_columns=[0, 1], shifted_columns=[2])
+    xa, xb = (rng.normal(size=(40, 5)).astype("float32") for _ in range(2))
+    expected = {
+        "da": dead_units(relu(dense(xa, *branch_a.get_weights()))).mean(),
+        "db": dead_units(relu(dense(xb, *branch_b.get_weights()))).mean(),
+    }
+    probe = [xa, xb] if form == "list" else {"a": xa, "b": xb}
+    assert kd.dead_fractions(model, probe, batch_size=16) == pytest.approx(expected)
+    monitor = kd.DeadNeuronMonitor(log_dir=None, probe_data=probe, verbose=0)
+    model.fit([xa, xb], xa[:, :1], epochs=1, verbose=0, callbacks=[monitor])
+    assert monitor.last_window.dead_fractions() == pytest.approx(expected)

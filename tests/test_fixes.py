@@ -468,3 +468,67 @@ def test_every_fix_acts_under_mixed_precision(policy, fix):
         assert hidden.compute_dtype == policy.split("_")[1]
         moved = np.abs(hidden.kernel.numpy() - kernel_after_first_epoch).max(axis=0)
         assert (moved > 0).all()
+
+
+@pytest.mark.parametrize("fix", ["revive", "leaky_relu"])
+def test_fixes_leave_a_frozen_backbone_alone_and_fix_the_rest(fix):
+    dead_bias = keras.initializers.Constant(-20.0)
+    backbone = keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(8, activation="relu", bias_initializer=dead_bias),
+            keras.layers.Dense(8, name="frozen_next"),
+        ],
+        name="backbone",
+    )
+    backbone.trainable = False  # pretrained: must not change
+    model = keras.Sequential(
+        [
+            keras.Input((8,)),
+            backbone,
+            keras.layers.Dense(
+                6, activation="relu", bias_initializer=dead_bias, name="trainable"
+            ),
+            keras.layers.Dense(1, name="head"),
+        ]
+    )
+    model.compile(keras.optimizers.Adam(1e-3), "mse")
+    frozen_site = backbone.layers[0]
+    frozen_weights = [w.copy() for w in backbone.get_weights()]
+    monitor = kd.DeadNeuronMonitor(log_dir=None, fix=fix, verbose=0)
+    with pytest.warns(kd.DeadNeuronWarning, match=f"{frozen_site.name}.*frozen"):
+        model.fit(X, Y, epochs=2, batch_size=64, verbose=0, callbacks=[monitor])
+    for before, after in zip(frozen_weights, backbone.get_weights(), strict=True):
+        np.testing.assert_array_equal(before, after)
+    assert keras.activations.serialize(frozen_site.activation) == "relu"
+    assert {event.site for event in monitor.events} == {"trainable"}
+
+
+class HeadFirst(keras.Model):
+    """A subclassed model whose output layer is created before its hidden
+    one, so `model.layers[-1]` is the hidden layer; both start dead."""
+
+    def __init__(self):
+        super().__init__()
+        dead = keras.initializers.Constant(-20.0)
+        self.head = keras.layers.Dense(
+            1, activation="relu", bias_initializer=dead, name="head"
+        )
+        self.hidden = keras.layers.Dense(
+            8, activation="relu", bias_initializer=dead, name="hidden"
+        )
+
+    def call(self, inputs):
+        return self.head(self.hidden(inputs))
+
+
+@pytest.mark.parametrize("built", [True, False])
+def test_a_subclassed_models_output_layer_is_never_touched(built):
+    model = HeadFirst()
+    if built:
+        model(X[:1])
+    model.compile(keras.optimizers.Adam(1e-3), "mse")
+    monitor = kd.DeadNeuronMonitor(log_dir=None, fix="leaky_relu", verbose=0)
+    model.fit(X, np.abs(Y), epochs=2, verbose=0, callbacks=[monitor])
+    assert {event.site for event in monitor.events} == {"hidden"}
+    assert keras.activations.serialize(model.head.activation) == "relu"

@@ -381,3 +381,72 @@ def test_activations_applied_inside_call_are_not_sites_and_are_said_so():
             X, Y, epochs=1, verbose=0, callbacks=[kd.DeadNeuronMonitor(log_dir=None)]
         )
     assert "dead_fraction" not in history.history
+
+
+class SubclassedModel(keras.Model):
+    """Its layers are attributes; Keras builds it inside the first step."""
+
+    def __init__(self):
+        super().__init__()
+        self.dying = keras.layers.Dense(
+            4,
+            activation="relu",
+            name="dying",
+            kernel_initializer="zeros",
+            bias_initializer=keras.initializers.Constant(-5.0),
+        )
+        self.alive = keras.layers.Dense(6, activation="relu", name="alive")
+        self.head = keras.layers.Dense(1)
+
+    def call(self, inputs):
+        return self.head(
+            keras.layers.concatenate([self.dying(inputs), self.alive(inputs)])
+        )
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_an_unbuilt_subclassed_model_is_measured_from_its_first_step(jit_compile):
+    model = SubclassedModel()  # not built: Keras builds it in a scratch graph
+    model.compile(keras.optimizers.SGD(0.0), "mse", jit_compile=jit_compile)
+    monitor = kd.DeadNeuronMonitor(log_dir=None, verbose=0)
+    history = model.fit(X, Y, epochs=1, batch_size=32, verbose=0, callbacks=[monitor])
+    # Reference: the alive layer's outputs on the same data (weights fixed).
+    kernel, bias = model.alive.get_weights()
+    expected = (np.maximum(X @ kernel + bias, 0) > 0).any(axis=0)
+    alive = monitor.last_window["alive"]
+    np.testing.assert_array_equal(~alive.dead, expected)
+    assert alive.element_count == len(X)  # every sample of the epoch counted
+    assert history.history["dead_fraction/dying"] == [1.0]
+    assert kd.dead_fractions(SubclassedModel(), X)["dying"] == 1.0
+
+
+def test_step_windows_follow_the_optimizer_under_steps_per_execution(tmp_path):
+    model = small_model()
+    model.compile(keras.optimizers.SGD(0.01), "mse", steps_per_execution=3)
+    iterations = []
+
+    class Iterations(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            iterations.append(int(self.model.optimizer.iterations.numpy()))
+
+    monitor = kd.DeadNeuronMonitor(log_dir=str(tmp_path), verbose=0, freq=3)
+    # 128 samples, batch 16: 8 steps per epoch, run 3 + 3 + 2.
+    model.fit(
+        X, Y, epochs=2, batch_size=16, verbose=0, callbacks=[monitor, Iterations()]
+    )
+    assert iterations == [3, 6, 8, 11, 14, 16]
+    records = read_run(os.path.join(tmp_path, "dead_neurons"))
+    steps = [step for step, _ in scalar_series(records, "dead_fraction/dying")]
+    # A window closes at the first execution end after 3 steps; the 2 left
+    # over at an epoch's end carry on; the last steps make a last window.
+    assert steps == [3, 6, 11, 14, 16]
+    assert set(steps) <= set(iterations)
+
+
+def test_freq_above_the_steps_of_an_epoch_warns_and_closes_at_epoch_ends(tmp_path):
+    model = small_model()
+    monitor = kd.DeadNeuronMonitor(log_dir=str(tmp_path), verbose=0, freq=25)
+    with pytest.warns(kd.DeadNeuronWarning, match="freq=25 is more than the 4"):
+        model.fit(X, Y, epochs=2, batch_size=32, verbose=0, callbacks=[monitor])
+    records = read_run(os.path.join(tmp_path, "dead_neurons"))
+    assert [step for step, _ in scalar_series(records, "dead_fraction")] == [4, 8]

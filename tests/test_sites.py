@@ -155,3 +155,71 @@ def test_shared_layer_counts_every_call():
     site = monitor.last_window["shared"]
     assert site.element_count == 80
     np.testing.assert_allclose(site.firing_rate, fired / 80)
+
+
+@pytest.mark.parametrize(
+    "between",
+    [[], [keras.layers.BatchNormalization(axis=1, center=False, scale=False)]],
+    ids=["conv_relu", "conv_bn_relu"],
+)
+def test_relu_layer_after_a_channels_first_conv_counts_channels(between):
+    inputs = keras.Input((3, 9, 9))
+    conv = keras.layers.Conv2D(
+        4,
+        3,
+        padding="same",
+        data_format="channels_first",
+        bias_initializer=keras.initializers.Constant([-50.0, -50.0, 0.0, 0.0]),
+    )
+    hidden = conv(inputs)
+    for layer in between:
+        hidden = layer(hidden)
+    relu = keras.layers.ReLU(name="relu")
+    activations = relu(hidden)
+    model = keras.Model(
+        inputs, keras.layers.Dense(1)(keras.layers.Flatten()(activations))
+    )
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    x = np.random.default_rng(0).normal(size=(16, 3, 9, 9)).astype("float32")
+    # Reference: the ReLU layer's outputs in training mode (BatchNorm on the
+    # batch's statistics: one batch of 16, as in fit), per channel (axis 1).
+    outputs = np.asarray(keras.Model(inputs, activations)(x, training=True))
+    expected_dead = ~(np.moveaxis(outputs, 1, -1) > 0).reshape(-1, 4).any(axis=0)
+
+    monitor = kd.DeadNeuronMonitor(log_dir=None, verbose=0)
+    model.fit(x, np.zeros((16, 1)), epochs=1, verbose=0, callbacks=[monitor])
+    site = monitor.last_window["relu"]
+    assert site.unit_count == 4
+    np.testing.assert_array_equal(site.dead, expected_dead)
+    if not between:  # without BatchNorm, channels 0 and 1 are dead by design
+        np.testing.assert_array_equal(expected_dead, [True, True, False, False])
+    else:  # BatchNorm centres every channel on the batch: all fire somewhere
+        assert not expected_dead.any()
+    if not between:  # the probe runs in inference mode
+        assert kd.dead_fractions(model, x)["relu"] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(
+    "recurrent",
+    [
+        keras.layers.SimpleRNN(5, activation="relu"),
+        keras.layers.LSTM(5, activation="relu"),
+        keras.layers.Bidirectional(keras.layers.GRU(5, activation="relu")),
+    ],
+    ids=["simple_rnn", "lstm", "bidirectional_gru"],
+)
+def test_recurrent_layers_are_not_sites_and_train_with_the_monitor(recurrent):
+    model = keras.Sequential(
+        [
+            keras.Input((7, 3)),
+            recurrent,
+            keras.layers.Dense(4, activation="relu", name="after"),
+            keras.layers.Dense(1),
+        ]
+    )
+    model.compile("sgd", "mse")
+    x = np.random.default_rng(0).normal(size=(16, 7, 3)).astype("float32")
+    monitor = kd.DeadNeuronMonitor(log_dir=None, verbose=0)
+    history = model.fit(x, x[:, -1, :1], epochs=1, verbose=0, callbacks=[monitor])
+    assert [site.name for site in monitor.sites] == ["after"]
+    assert "dead_fraction/after" in history.history

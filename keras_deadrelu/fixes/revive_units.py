@@ -198,6 +198,9 @@ class ReviveUnits(Fix):
                 slots += _reset_slots(optimizer, layer.bias, 0, units)
 
         consumer, between, reason = outgoing_layer(site)
+        if consumer is not None and not consumer.trainable:
+            # Zeroed, a frozen layer's weights would never grow back.
+            consumer, reason = None, f"{consumer.name} is frozen"
         if consumer is not None and between:
             problem = _fold_constant_into_bias(
                 consumer, _constant_after(site, between), units
