@@ -115,10 +115,16 @@ def diagnose(
             parts.append("the weights alone keep them below zero")
     if evidence.weight_move is not None:
         parts.append(f"weights moved {evidence.weight_move:.0%} in {moved_in}{rate}")
-    detail = ", ".join(parts) if parts else "no weights feed this site directly"
+    if not parts:
+        return Diagnosis(
+            "unclear",
+            "Cause unclear (no weights feed this site directly).",
+            "Consider fix='leaky_relu' or a ReLU variant (fix='revive' needs a "
+            "Dense or Conv kernel right before the site).",
+        )
     return Diagnosis(
         "unclear",
-        f"Cause unclear ({detail}).",
+        f"Cause unclear ({', '.join(parts)}).",
         "Consider fix='revive' or a ReLU variant.",
     )
 

@@ -276,6 +276,12 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
             self._probe_batches = as_batches(
                 probe_data, batch_size=probe_batch_size, steps=probe_steps
             )
+        for name, value in (("histograms", histograms), ("images", images)):
+            if not isinstance(value, (bool, np.bool_)):
+                raise TypeError(
+                    f"Argument `{name}` must be True or False. "
+                    f"Received: {name}={value!r}"
+                )
         self.histograms = bool(histograms)
         self.images = bool(images)
         self.backup_dir = _check_backup_dir(backup_dir)
@@ -338,6 +344,15 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
             )
         for fix in self.fixes:
             fix.check_model(self.model)
+            out_of_reach = fix.sites_out_of_reach(sites)
+            if out_of_reach:
+                listed = "; ".join(f"{n} ({why})" for n, why in out_of_reach.items())
+                warnings.warn(
+                    f"DeadNeuronMonitor: fix {fix.name!r} cannot act on these "
+                    f"sites, which it leaves alone: {listed}.",
+                    DeadNeuronWarning,
+                    stacklevel=2,
+                )
         self._protected_layers = _output_layer_ids(self.model)
         if self.log_dir is not None:
             sink = TensorBoardSink(

@@ -38,6 +38,8 @@ def model():
         ({"layers": "hidden"}, TypeError, r"layers='hidden'"),
         ({"log_dir": 5}, TypeError, r"log_dir=5"),
         ({"run_name": ""}, ValueError, r"run_name=''"),
+        ({"histograms": "no"}, TypeError, r"`histograms` must be True or False.*'no'"),
+        ({"images": 0}, TypeError, r"images=0"),
         ({"probe_data": np.array([])}, ValueError, r"`probe_data` is empty"),
         ({"probe_data": np.array(["a", "b"])}, TypeError, r"`probe_data` must hold"),
         ({"probe_data": (x for x in [X])}, TypeError, r"generator object"),

@@ -274,3 +274,29 @@ def test_slots_are_found_by_the_optimizer_index_not_by_name():
     np.testing.assert_array_equal(
         model.optimizer._momentums[index].numpy(), other_moments
     )
+
+
+def test_a_site_revive_cannot_reach_is_named_once_and_left_alone():
+    # Conv -> BatchNormalization -> ReLU: no kernel feeds the ReLU directly.
+    inputs = keras.Input((6, 6, 2))
+    conv = keras.layers.Conv2D(4, 3)(inputs)
+    normalised = keras.layers.BatchNormalization(
+        beta_initializer=keras.initializers.Constant(-30.0)
+    )(conv)
+    relu = keras.layers.ReLU(name="relu")(normalised)
+    model = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Flatten()(relu)))
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    x = np.random.default_rng(3).normal(size=(32, 6, 6, 2)).astype("float32")
+    weights = [w.numpy().copy() for w in model.trainable_weights]
+    monitor = kd.DeadNeuronMonitor(log_dir=None, fix="revive", verbose=0)
+    with pytest.warns(kd.DeadNeuronWarning) as caught:
+        model.fit(x, np.zeros((32, 1)), epochs=3, verbose=0, callbacks=[monitor])
+    messages = [str(w.message) for w in caught]
+    out_of_reach = [m for m in messages if "cannot act on these sites" in m]
+    assert len(out_of_reach) == 1 and "relu (no Dense or Conv kernel" in out_of_reach[0]
+    assert monitor.last_window["relu"].dead_fraction == 1.0
+    assert monitor.events == []
+    for before, after in zip(weights, model.trainable_weights, strict=True):
+        np.testing.assert_array_equal(before, after.numpy())  # learning rate 0
+    (_, _, diagnosis), *_ = monitor.diagnoses
+    assert "fix='revive' needs a Dense or Conv kernel" in diagnosis.advice

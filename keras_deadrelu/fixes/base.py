@@ -27,6 +27,11 @@ class Fix:
     def check_model(self, model: Any) -> None:
         """Raises ValueError in ``on_train_begin`` when the fix cannot work."""
 
+    def sites_out_of_reach(self, sites: list[Site]) -> dict[str, str]:
+        """The sites this fix can never act on, each with the reason (the
+        monitor warns once, in ``on_train_begin``). None here."""
+        return {}
+
     def apply(
         self, model: Any, site: Site, statistics: SiteStatistics
     ) -> tuple[Any, Any, str] | None:

@@ -171,6 +171,16 @@ class ReviveUnits(Fix):
         super().__init__(cooldown)
         self.bias = check_number("bias", bias)
 
+    def sites_out_of_reach(self, sites: list[Site]) -> dict[str, str]:
+        """Sites not computed by a Dense/Conv kernel, directly or through an
+        activation layer right after one (a BatchNormalization between, a
+        depthwise or separable conv, a layer without a kernel)."""
+        return {
+            site.name: "no Dense or Conv kernel feeds it directly"
+            for site in sites
+            if incoming_layer(site) is None
+        }
+
     def apply(
         self, model: Any, site: Site, statistics: SiteStatistics
     ) -> tuple[int, int, str] | None:
