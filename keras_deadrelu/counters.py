@@ -217,8 +217,18 @@ class CounterRecorder:
         (called when the model's call returns, at trace time)."""
         if self._pending is None or not self._in_step_graph():
             return
-        flat = tf.nest.flatten(outputs)
-        returned = {tensor.ref() for tensor in flat if hasattr(tensor, "ref")}
+        returned = set()
+        for tensor in tf.nest.flatten(outputs):
+            # Back through casts (a float32 output layer under mixed
+            # precision casts the site's float16 output) and identities.
+            for _ in range(16):
+                if not hasattr(tensor, "ref"):
+                    break
+                returned.add(tensor.ref())
+                op = getattr(tensor, "op", None)
+                if op is None or op.type not in ("Cast", "Identity") or not op.inputs:
+                    break
+                tensor = op.inputs[0]
         for entry in self._pending:
             if entry.output_ref in returned:
                 self.output_site_names.add(entry.layout.name)

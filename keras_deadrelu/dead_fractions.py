@@ -7,7 +7,7 @@ from typing import Any
 
 from keras_deadrelu._validation import check_choice
 from keras_deadrelu.measurement import SiteMeasurement
-from keras_deadrelu.probe import as_batches
+from keras_deadrelu.probe import as_batches, check_batches_fit, first_batch
 from keras_deadrelu.sites import find_sites, select_sites
 from keras_deadrelu.threshold_alerts import DeadNeuronWarning
 
@@ -52,7 +52,11 @@ def dead_fractions(
     """
     check_choice("granularity", granularity, ("channel", "unit"))
     batches = as_batches(
-        data, batch_size=batch_size, steps=steps, names=("data", "batch_size", "steps")
+        data,
+        batch_size=batch_size,
+        steps=steps,
+        names=("data", "batch_size", "steps"),
+        model_inputs=len(getattr(model, "inputs", None) or []) or None,
     )
     sites = select_sites(find_sites(model), layers)
     if not sites:
@@ -62,6 +66,7 @@ def dead_fractions(
             stacklevel=2,
         )
         return {}
+    check_batches_fit(model, first_batch(batches), name="data")
     measurement = SiteMeasurement(
         model, sites, granularity, probe_batches=batches, exclusive=False
     )

@@ -29,7 +29,7 @@ from keras_deadrelu.fixes.lower_learning_rate import (
 )
 from keras_deadrelu.layer_graph import incoming_layer
 from keras_deadrelu.measurement import SiteMeasurement
-from keras_deadrelu.probe import as_batches, first_batch
+from keras_deadrelu.probe import as_batches, check_batches_fit, first_batch
 from keras_deadrelu.resume_state import (
     KEPT_STATES,
     read_states,
@@ -90,35 +90,6 @@ def _prepare_run_dir(log_dir: str, run_dir: str) -> None:
         raise ValueError(
             f"Argument `log_dir` is not writable ({error.strerror or error}). "
             f"Received: log_dir={log_dir!r}"
-        ) from error
-
-
-def _check_probe_fits(model: Any, batch: Any) -> None:
-    """Raises ValueError naming `probe_data` when a batch cannot enter the model."""
-    inputs = getattr(model, "inputs", None)
-    batch_leaves = [np.shape(leaf) for leaf in keras.tree.flatten(batch)]
-    if inputs:
-        expected = [tuple(tensor.shape) for tensor in inputs]
-        if len(expected) != len(batch_leaves):
-            raise ValueError(
-                f"Argument `probe_data` gives {len(batch_leaves)} input(s) but the "
-                f"model takes {len(expected)}."
-            )
-        for want, got in zip(expected, batch_leaves, strict=True):
-            fits = len(want) == len(got) and all(
-                w is None or w == g for w, g in zip(want[1:], got[1:], strict=True)
-            )
-            if not fits:
-                raise ValueError(
-                    f"Argument `probe_data` has batches of shape {tuple(got)}, but "
-                    f"the model expects inputs of shape {want}."
-                )
-    try:
-        model(batch, training=False)
-    except Exception as error:  # noqa: BLE001 - re-raised with the argument name
-        raise ValueError(
-            f"Argument `probe_data` does not fit the model (batches of shape "
-            f"{batch_leaves}): {error}"
         ) from error
 
 
@@ -269,6 +240,8 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
             )
         self.run_name = run_name
         self.probe_data = probe_data
+        self.probe_batch_size = probe_batch_size
+        self.probe_steps = probe_steps
         self._probe_batches = None
         if probe_batch_size is not None:
             check_positive_int("probe_batch_size", probe_batch_size)
@@ -373,7 +346,16 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
             _prepare_run_dir(self.log_dir, sink.run_dir)
             self._sink = sink
         if self._probe_batches is not None:
-            _check_probe_fits(self.model, first_batch(self._probe_batches))
+            inputs = len(getattr(self.model, "inputs", None) or [])
+            if inputs == 1 and isinstance(self.probe_data, list):
+                # A list of arrays is one input's samples for this model.
+                self._probe_batches = as_batches(
+                    self.probe_data,
+                    batch_size=self.probe_batch_size,
+                    steps=self.probe_steps,
+                    model_inputs=1,
+                )
+            check_batches_fit(self.model, first_batch(self._probe_batches))
         self._measurement = SiteMeasurement(
             self.model,
             sites,
@@ -393,8 +375,6 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         # on_train_begin, maybe after this one.
 
     def on_train_end(self, logs=None):
-        if self._measurement is not None and self.freq != "epoch":
-            self._sync_steps()
         leftover = self.freq != "epoch" and self._steps_in_window > 0
         if self._measurement is not None and leftover:
             # The steps after the last full window make a last, shorter one.
@@ -449,28 +429,18 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
     def _on_train_batch_end_with_windows(self, batch, logs=None):
         if self._measurement is None:
             return
+        epoch_steps = (self.params or {}).get("steps")
+        if epoch_steps:
+            # With steps_per_execution > 1, Keras reports a last, partial
+            # execution's nominal end step, past the epoch's last.
+            batch = min(batch, epoch_steps - 1)
         steps = max(batch - self._last_batch, 1)
         self._last_batch = batch
         self._global_step += steps
         self._steps_in_window += steps
         if self._steps_in_window >= self.freq:
-            self._sync_steps()
-        if self._steps_in_window >= self.freq:
             self._finish_window(self._global_step, f"step {self._global_step}")
             self._window_closed_this_epoch = True
-
-    def _sync_steps(self) -> None:
-        """Sets the step count to the optimizer's (read once per window).
-
-        Batch indices overcount the steps of a last, partial execution with
-        ``steps_per_execution`` > 1 (Keras reports its nominal end step); the
-        optimizer counts the steps run."""
-        if getattr(getattr(self.model, "optimizer", None), "iterations", None) is None:
-            return
-        extra = self._global_step - self._iterations()
-        if extra > 0:
-            self._global_step -= extra
-            self._steps_in_window = max(self._steps_in_window - extra, 0)
 
     def on_epoch_end(self, epoch, logs=None):
         if self._measurement is None:
@@ -479,19 +449,32 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
             step = epoch + (self._epoch_step_offset or 0)
             self._next_epoch_step = step + 1
             window = self._finish_window(step, f"epoch {epoch + 1}")
+        elif self._window_closed_this_epoch:
+            window = self.last_window
         else:
-            self._sync_steps()
-            if self._window_closed_this_epoch:
-                window = self.last_window
-            else:
-                window = self._finish_window(
-                    self._global_step, f"step {self._global_step}"
-                )
+            window = self._finish_window(self._global_step, f"step {self._global_step}")
         if logs is not None and window is not None:
             for name, fraction in window.dead_fractions().items():
                 logs[f"dead_fraction/{name}"] = fraction
             if window.sites:
                 logs["dead_fraction"] = window.dead_fraction
+
+    def _warn_silent_sites(self, window: WindowStatistics) -> None:
+        """Warns once about sites that saw nothing in the first window:
+        called inside a loop or branch (``tf.cond``, ``while_loop``) of the
+        model's call, out of the counters' reach, or not called in
+        training."""
+        seen = {site.name for site in window.sites}
+        silent = [site.name for site in self.sites if site.name not in seen]
+        if silent:
+            warnings.warn(
+                f"DeadNeuronMonitor: no output of these sites was counted in the "
+                f"first window: {', '.join(silent)}. Sites called inside a loop or "
+                "a branch of the model's call (tf.cond, tf.while_loop) cannot be "
+                "counted; they are left out of the figures.",
+                DeadNeuronWarning,
+                stacklevel=4,
+            )
 
     def _sink_for(self, step: int) -> TensorBoardSink | None:
         """The sink, unless `backup_dir` is set and `step` was written already:
@@ -509,6 +492,8 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         and after."""
         window = self._measurement.close_window()
         self._steps_in_window = 0
+        if self.last_window is None:
+            self._warn_silent_sites(window)
         self.last_window = window
         self._windows_seen += 1
         sink = self._sink_for(step)

@@ -18,6 +18,7 @@ import collections.abc
 import inspect
 from typing import Any
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -44,13 +45,15 @@ def as_batches(
     batch_size: int | None = None,
     steps: int | None = None,
     names: tuple[str, str, str] = ("probe_data", "probe_batch_size", "probe_steps"),
+    model_inputs: int | None = None,
 ) -> tf.data.Dataset | collections.abc.Callable:
     """Normalises probe data to a re-iterable source of input batches.
 
     Returns a ``tf.data.Dataset`` (or, for a generator function, a callable
     that returns an iterator). Raises ``ValueError``/``TypeError`` naming the
     caller's argument (`names`: data, batch size, steps) for anything it
-    cannot use, before any training happens.
+    cannot use, before any training happens. `model_inputs`, the number of
+    the model's inputs when known, decides what a list of arrays is.
     """
     data_name, batch_name, steps_name = names
     if batch_size is not None:
@@ -104,9 +107,10 @@ def as_batches(
             raise ValueError(f"Argument `{data_name}` is an empty tuple.")
         data = data[0]
     if isinstance(data, list) and data and all(hasattr(x, "shape") for x in data):
-        # Keras's form for a model with several inputs: one array each (a
-        # list would be stacked into one tensor by tf.data).
-        data = tuple(data)
+        # As in Keras: one array per input for a model with several inputs
+        # (tf.data would stack the list into one tensor), the samples of one
+        # array for a model with one.
+        data = np.asarray(data) if model_inputs == 1 else tuple(data)
     try:
         tensors = tf.nest.map_structure(np.asarray, data)
     except Exception as error:  # noqa: BLE001 - reported with the argument name
@@ -132,6 +136,36 @@ def as_batches(
     dataset = tf.data.Dataset.from_tensor_slices(tensors)
     dataset = dataset.batch(batch_size or DEFAULT_BATCH_SIZE)
     return dataset.take(steps) if steps is not None else dataset
+
+
+def check_batches_fit(model: Any, batch: Any, name: str = "probe_data") -> None:
+    """Raises ValueError naming the argument `name` when `batch` (the first
+    batch of probe data) cannot enter the model."""
+    inputs = getattr(model, "inputs", None)
+    batch_leaves = [np.shape(leaf) for leaf in keras.tree.flatten(batch)]
+    if inputs:
+        expected = [tuple(tensor.shape) for tensor in inputs]
+        if len(expected) != len(batch_leaves):
+            raise ValueError(
+                f"Argument `{name}` gives {len(batch_leaves)} input(s) but the "
+                f"model takes {len(expected)}."
+            )
+        for want, got in zip(expected, batch_leaves, strict=True):
+            fits = len(want) == len(got) and all(
+                w is None or w == g for w, g in zip(want[1:], got[1:], strict=True)
+            )
+            if not fits:
+                raise ValueError(
+                    f"Argument `{name}` has batches of shape {tuple(got)}, but "
+                    f"the model expects inputs of shape {want}."
+                )
+    try:
+        model(batch, training=False)
+    except Exception as error:  # noqa: BLE001 - re-raised with the argument name
+        raise ValueError(
+            f"Argument `{name}` does not fit the model (batches of shape "
+            f"{batch_leaves}): {error}"
+        ) from error
 
 
 def first_batch(batches: tf.data.Dataset | collections.abc.Callable) -> Any:

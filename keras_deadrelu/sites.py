@@ -115,36 +115,69 @@ def _is_recurrent(layer: Any) -> bool:
     return isinstance(layer, keras.layers.RNN) or hasattr(layer, "state_size")
 
 
-#: Layers that change where the channels are: the walk back to a layer's
-#: data format stops at them.
-_LAYOUT_CHANGING = (
-    keras.layers.Flatten,
-    keras.layers.Reshape,
-    keras.layers.Permute,
-    keras.layers.RepeatVector,
+#: Layers whose output keeps their input's layout, axis for axis: the walk
+#: back to a layer's data format goes through them (and through ReLU-family
+#: and ``Activation`` layers), and stops at anything else.
+_LAYOUT_KEEPING = (
+    keras.layers.Activation,
+    keras.layers.Dropout,
+    keras.layers.SpatialDropout1D,
+    keras.layers.SpatialDropout2D,
+    keras.layers.SpatialDropout3D,
+    keras.layers.GaussianDropout,
+    keras.layers.GaussianNoise,
+    keras.layers.AlphaDropout,
+)
+
+
+#: Layers that merge maps of one layout into one of the same layout.
+_MERGING = (
+    keras.layers.Add,
+    keras.layers.Subtract,
+    keras.layers.Multiply,
+    keras.layers.Average,
+    keras.layers.Maximum,
+    keras.layers.Minimum,
+    keras.layers.Concatenate,
 )
 
 
 def _channel_axis(layer: Any) -> int:
     """The output axis of `layer` that holds the channels: 1 after a layer
-    with ``data_format="channels_first"``, else -1.
+    with ``data_format="channels_first"`` (or a BatchNormalization on axis
+    1), else -1.
 
-    A layer without a data format of its own (``ReLU``, ``Activation``,
-    ``BatchNormalization``...) has its input's layout: the walk goes back
-    through such layers, one input each, to the conv that has one.
+    An activation layer has its input's layout: the walk goes back through
+    activation, dropout and noise layers, and through merges (Add,
+    Concatenate...) whose inputs all agree, to the layers that have a data
+    format (a conv) or a BatchNormalization axis; anything else (a Lambda, a
+    Permute, a nested model) ends it at -1.
     """
-    current = layer
-    for _ in range(64):
-        data_format = getattr(current, "data_format", None)
-        if data_format is not None:
-            return 1 if data_format == "channels_first" else -1
-        if hasattr(current, "kernel") or isinstance(current, _LAYOUT_CHANGING):
-            return -1
-        nodes = getattr(current, "_inbound_nodes", [])
-        if len(nodes) != 1 or len(nodes[0].parent_nodes) != 1:
-            return -1
-        current = nodes[0].parent_nodes[0].operation
-    return -1
+    axis = _layout_axis(layer, depth=0)
+    return -1 if axis is None else axis
+
+
+def _layout_axis(layer: Any, depth: int) -> int | None:
+    data_format = getattr(layer, "data_format", None)
+    if data_format is not None:
+        return 1 if data_format == "channels_first" else -1
+    if isinstance(layer, keras.layers.BatchNormalization):
+        axis = layer.axis
+        if isinstance(axis, (list, tuple)) and len(axis) == 1:
+            axis = axis[0]
+        return 1 if axis == 1 else -1
+    keeps_layout = isinstance(layer, _LAYOUT_KEEPING + _MERGING) or (
+        layer_kind(layer) is not None and not hasattr(layer, "kernel")
+    )
+    if not keeps_layout or depth > 64:
+        return None
+    parents = [
+        parent.operation
+        for node in getattr(layer, "_inbound_nodes", [])
+        for parent in node.parent_nodes
+    ]
+    axes = {_layout_axis(parent, depth + 1) for parent in parents}
+    return axes.pop() if len(axes) == 1 else None
 
 
 def _children(layer: Any) -> list[Any]:

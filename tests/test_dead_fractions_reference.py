@@ -252,3 +252,20 @@ def test_probe_data_for_a_two_input_model_as_a_list_or_a_dict(form):
     monitor = kd.DeadNeuronMonitor(log_dir=None, probe_data=probe, verbose=0)
     model.fit([xa, xb], xa[:, :1], epochs=1, verbose=0, callbacks=[monitor])
     assert monitor.last_window.dead_fractions() == pytest.approx(expected)
+
+
+def test_a_list_of_samples_is_one_inputs_data_for_a_one_input_model():
+    model = keras.Sequential(
+        [keras.Input((5,)), keras.layers.Dense(6, activation="relu", name="h")]
+    )
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    engineered_dense_weights(model.layers[0], dead_columns=[0], shifted_columns=[1])
+    x = rng.normal(size=(30, 5)).astype("float32")
+    expected = {"h": dead_units(relu(dense(x, *model.layers[0].get_weights()))).mean()}
+    samples = list(x)  # as Keras's predict takes it
+    assert kd.dead_fractions(model, samples) == pytest.approx(expected)
+    monitor = kd.DeadNeuronMonitor(log_dir=None, probe_data=samples, verbose=0)
+    model.fit(x, np.zeros((30, 6)), epochs=1, verbose=0, callbacks=[monitor])
+    assert monitor.last_window.dead_fractions() == pytest.approx(expected)
+    with pytest.raises(ValueError, match=r"Argument `data` has batches of shape"):
+        kd.dead_fractions(model, [x, x])

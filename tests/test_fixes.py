@@ -532,3 +532,34 @@ def test_a_subclassed_models_output_layer_is_never_touched(built):
     model.fit(X, np.abs(Y), epochs=2, verbose=0, callbacks=[monitor])
     assert {event.site for event in monitor.events} == {"hidden"}
     assert keras.activations.serialize(model.head.activation) == "relu"
+
+
+def test_the_output_site_before_a_float32_cast_is_never_touched():
+    # Keras's mixed-precision guide ends a model with a float32 cast layer:
+    # the site before it still produces the model's output.
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        inputs = keras.Input((8,))
+        hidden = keras.layers.Dense(
+            8,
+            activation="relu",
+            name="hidden",
+            bias_initializer=keras.initializers.Constant(-50.0),
+        )(inputs)
+        output = keras.layers.Dense(
+            1,
+            activation="relu",
+            name="output",
+            bias_initializer=keras.initializers.Constant(-50.0),
+        )(hidden)
+        cast = keras.layers.Activation("linear", dtype="float32")(output)
+        model = keras.Model(inputs, cast)
+        model.compile(keras.optimizers.SGD(0.01), "mse")
+        monitor = kd.DeadNeuronMonitor(log_dir=None, fix="leaky_relu", verbose=0)
+        model.fit(X, np.abs(Y), epochs=2, verbose=0, callbacks=[monitor])
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    assert {event.site for event in monitor.events} == {"hidden"}
+    output_layer = model.get_layer("output")
+    assert keras.activations.serialize(output_layer.activation) == "relu"

@@ -450,3 +450,47 @@ def test_freq_above_the_steps_of_an_epoch_warns_and_closes_at_epoch_ends(tmp_pat
         model.fit(X, Y, epochs=2, batch_size=32, verbose=0, callbacks=[monitor])
     records = read_run(os.path.join(tmp_path, "dead_neurons"))
     assert [step for step, _ in scalar_series(records, "dead_fraction")] == [4, 8]
+
+
+def test_step_windows_count_batches_when_the_optimizer_counts_otherwise(tmp_path):
+    # With gradient accumulation the optimizer's count moves once per 4
+    # batches; windows still close every `freq` training steps.
+    model = small_model()
+    model.compile(keras.optimizers.SGD(0.01, gradient_accumulation_steps=4), "mse")
+    monitor = kd.DeadNeuronMonitor(log_dir=str(tmp_path), verbose=0, freq=3)
+    model.fit(X, Y, epochs=2, batch_size=16, verbose=0, callbacks=[monitor])
+    records = read_run(os.path.join(tmp_path, "dead_neurons"))
+    steps = [step for step, _ in scalar_series(records, "dead_fraction/dying")]
+    assert steps == [3, 6, 9, 12, 15, 16]
+
+
+class BranchedDense(keras.layers.Layer):
+    """Calls its Dense inside `keras.ops.cond`, out of the counters' reach."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.inner = keras.layers.Dense(5, activation="relu", name="inner")
+
+    def call(self, inputs):
+        return keras.ops.cond(
+            keras.ops.sum(inputs) > -1e9, lambda: self.inner(inputs), lambda: inputs
+        )
+
+
+def test_a_site_inside_a_branch_is_named_once_and_left_out():
+    inputs = keras.Input((5,))
+    branched = BranchedDense(name="branched")(inputs)
+    hidden = keras.layers.Dense(4, activation="relu", name="hidden")(branched)
+    model = keras.Model(inputs, keras.layers.Dense(1)(hidden))
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    monitor = kd.DeadNeuronMonitor(log_dir=None, verbose=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = model.fit(X, Y, epochs=2, verbose=0, callbacks=[monitor])
+    silent = [
+        str(w.message) for w in caught if "no output of these sites" in str(w.message)
+    ]
+    assert len(silent) == 1 and "branched/inner" in silent[0]
+    assert [site.name for site in monitor.sites] == ["branched/inner", "hidden"]
+    assert "dead_fraction/branched/inner" not in history.history
+    assert len(history.history["dead_fraction/hidden"]) == 2

@@ -223,3 +223,36 @@ def test_recurrent_layers_are_not_sites_and_train_with_the_monitor(recurrent):
     history = model.fit(x, x[:, -1, :1], epochs=1, verbose=0, callbacks=[monitor])
     assert [site.name for site in monitor.sites] == ["after"]
     assert "dead_fraction/after" in history.history
+
+
+def _merged_then_relu(inputs):
+    first = keras.layers.Conv2D(4, 3, padding="same", data_format="channels_first")
+    second = keras.layers.Conv2D(4, 3, padding="same", data_format="channels_first")
+    return keras.layers.Add()([first(inputs), second(inputs)]), 1
+
+
+def _transposed_then_relu(inputs):
+    conv = keras.layers.Conv2D(4, 3, padding="same", data_format="channels_first")
+    # A Lambda may move the channels anywhere: the layout is not followed.
+    return keras.layers.Lambda(lambda t: keras.ops.transpose(t, (0, 2, 3, 1)))(
+        conv(inputs)
+    ), -1
+
+
+@pytest.mark.parametrize("build", [_merged_then_relu, _transposed_then_relu])
+def test_relu_layer_channels_through_merges_but_not_through_lambdas(build):
+    inputs = keras.Input((3, 9, 9))
+    before_relu, channel_axis = build(inputs)
+    activations = keras.layers.ReLU(name="relu")(before_relu)
+    flat = keras.layers.Flatten()(activations)
+    model = keras.Model(inputs, keras.layers.Dense(1)(flat))
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    x = np.random.default_rng(1).normal(size=(8, 3, 9, 9)).astype("float32")
+    outputs = np.asarray(keras.Model(inputs, activations)(x))
+    moved = np.moveaxis(outputs, channel_axis, -1)
+    expected_dead = ~(moved > 0).reshape(-1, moved.shape[-1]).any(axis=0)
+    monitor = kd.DeadNeuronMonitor(log_dir=None, verbose=0)
+    model.fit(x, np.zeros((8, 1)), epochs=1, verbose=0, callbacks=[monitor])
+    site = monitor.last_window["relu"]
+    assert site.unit_count == 4  # the conv's 4 channels, wherever they sit
+    np.testing.assert_array_equal(site.dead, expected_dead)
