@@ -279,6 +279,7 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         self._global_step = 0
         self._last_batch = -1
         self._steps_in_window = 0
+        self._epoch_start: tuple[int, int] | None = None
         self._window_closed_this_epoch = False
         self._states: list[dict] = []
         self._last_written_step: int | None = None
@@ -410,6 +411,34 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         self._last_batch = -1
         self._window_closed_this_epoch = False
         self._epoch = epoch
+        self._epoch_start = None
+        if self._partial_executions_uncounted():
+            self._epoch_start = (self._iterations(), self._global_step)
+
+    def _partial_executions_uncounted(self) -> bool:
+        """Step windows, `steps_per_execution` > 1 and an epoch of unknown
+        length: the batch indices cannot tell how many steps the epoch's
+        last, partial execution ran."""
+        return (
+            self._measurement is not None
+            and self.freq != "epoch"
+            and not (self.params or {}).get("steps")
+            and int(getattr(self.model, "steps_per_execution", 1) or 1) > 1
+        )
+
+    def _uncount_partial_execution(self) -> None:
+        """Before a window is labelled, and at an epoch's end, takes off the
+        steps the epoch's last execution was counted for but did not run: at
+        most `steps_per_execution` - 1, as the optimizer's count shows (a
+        larger gap means the optimizer does not count every step, as with
+        gradient accumulation: left alone)."""
+        if self._epoch_start is None:
+            return
+        iterations, global_step = self._epoch_start
+        extra = (self._global_step - global_step) - (self._iterations() - iterations)
+        if 0 < extra < int(self.model.steps_per_execution):
+            self._global_step -= extra
+            self._steps_in_window = max(self._steps_in_window - extra, 0)
 
     def _begin_fit(self, epoch: int) -> None:
         """Reads what the weights say at the first epoch of a fit, after every
@@ -439,6 +468,8 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         self._global_step += steps
         self._steps_in_window += steps
         if self._steps_in_window >= self.freq:
+            self._uncount_partial_execution()  # before labelling a window
+        if self._steps_in_window >= self.freq:
             self._finish_window(self._global_step, f"step {self._global_step}")
             self._window_closed_this_epoch = True
 
@@ -450,8 +481,10 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
             self._next_epoch_step = step + 1
             window = self._finish_window(step, f"epoch {epoch + 1}")
         elif self._window_closed_this_epoch:
+            self._uncount_partial_execution()
             window = self.last_window
         else:
+            self._uncount_partial_execution()
             window = self._finish_window(self._global_step, f"step {self._global_step}")
         if logs is not None and window is not None:
             for name, fraction in window.dead_fractions().items():

@@ -142,42 +142,47 @@ _MERGING = (
 )
 
 
-def _channel_axis(layer: Any) -> int:
+def _channel_axis(layer: Any, memo: dict[int, int | None] | None = None) -> int:
     """The output axis of `layer` that holds the channels: 1 after a layer
-    with ``data_format="channels_first"`` (or a BatchNormalization on axis
-    1), else -1.
+    with ``data_format="channels_first"``, else -1.
 
     An activation layer has its input's layout: the walk goes back through
-    activation, dropout and noise layers, and through merges (Add,
-    Concatenate...) whose inputs all agree, to the layers that have a data
-    format (a conv) or a BatchNormalization axis; anything else (a Lambda, a
-    Permute, a nested model) ends it at -1.
+    activation, dropout, noise and BatchNormalization layers, and through
+    merges (Add, Concatenate...) whose known inputs agree, to the layers that
+    have a data format (a conv); anything else (a Lambda, a Permute, a
+    nested model) says nothing. `memo` (per layer) keeps the walk linear in
+    the size of the model when many sites share their history (a ResNet).
     """
-    axis = _layout_axis(layer, depth=0)
+    axis = _layout_axis(layer, {} if memo is None else memo)
     return -1 if axis is None else axis
 
 
-def _layout_axis(layer: Any, depth: int) -> int | None:
+def _layout_axis(layer: Any, memo: dict[int, int | None]) -> int | None:
+    if id(layer) in memo:
+        return memo[id(layer)]  # known, or being walked (a cycle): None
+    memo[id(layer)] = None
     data_format = getattr(layer, "data_format", None)
     if data_format is not None:
-        return 1 if data_format == "channels_first" else -1
-    if isinstance(layer, keras.layers.BatchNormalization):
-        axis = layer.axis
-        if isinstance(axis, (list, tuple)) and len(axis) == 1:
-            axis = axis[0]
-        return 1 if axis == 1 else -1
-    keeps_layout = isinstance(layer, _LAYOUT_KEEPING + _MERGING) or (
-        layer_kind(layer) is not None and not hasattr(layer, "kernel")
-    )
-    if not keeps_layout or depth > 64:
-        return None
-    parents = [
-        parent.operation
-        for node in getattr(layer, "_inbound_nodes", [])
-        for parent in node.parent_nodes
-    ]
-    axes = {_layout_axis(parent, depth + 1) for parent in parents}
-    return axes.pop() if len(axes) == 1 else None
+        axis = 1 if data_format == "channels_first" else -1
+    elif isinstance(
+        layer, _LAYOUT_KEEPING + _MERGING + (keras.layers.BatchNormalization,)
+    ) or (layer_kind(layer) is not None and not hasattr(layer, "kernel")):
+        parents = [
+            parent.operation
+            for node in getattr(layer, "_inbound_nodes", [])
+            for parent in node.parent_nodes
+        ]
+        known = {_layout_axis(parent, memo) for parent in parents} - {None}
+        axis = known.pop() if len(known) == 1 else None
+        if axis is None and isinstance(layer, keras.layers.BatchNormalization):
+            bn_axis = layer.axis
+            if isinstance(bn_axis, (list, tuple)) and len(bn_axis) == 1:
+                bn_axis = bn_axis[0]
+            axis = 1 if bn_axis == 1 else None
+    else:
+        axis = None
+    memo[id(layer)] = axis
+    return axis
 
 
 def _children(layer: Any) -> list[Any]:
@@ -214,6 +219,7 @@ def find_sites(model: Any) -> list[Site]:
     """Returns every ReLU-family site of `model`, in model order."""
     sites = []
     recurrent: list[str] = []
+    layouts: dict[int, int | None] = {}
     for name, layer in walk_layers(model):
         if any(name.startswith(f"{path}/") for path in recurrent):
             continue  # inside a recurrent layer: its cell
@@ -222,7 +228,7 @@ def find_sites(model: Any) -> list[Site]:
             continue
         kind = layer_kind(layer)
         if kind is not None:
-            sites.append(Site(name, layer, kind, _channel_axis(layer)))
+            sites.append(Site(name, layer, kind, _channel_axis(layer, layouts)))
     return sites
 
 

@@ -9,6 +9,7 @@ import warnings
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from event_files import read_run, scalar_series
 from tensorboard.plugins.custom_scalar import layout_pb2
 
@@ -494,3 +495,22 @@ def test_a_site_inside_a_branch_is_named_once_and_left_out():
     assert [site.name for site in monitor.sites] == ["branched/inner", "hidden"]
     assert "dead_fraction/branched/inner" not in history.history
     assert len(history.history["dead_fraction/hidden"]) == 2
+
+
+def test_step_windows_on_data_of_unknown_length_under_steps_per_execution(tmp_path):
+    # A filtered dataset has no known length: Keras reports the nominal end
+    # of the last, partial execution (batch 11 of 10 steps).
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((X[:100], Y[:100]))
+        .filter(lambda x, y: True)
+        .batch(10)
+    )
+    model = small_model()
+    model.compile(keras.optimizers.SGD(0.01), "mse", steps_per_execution=4)
+    monitor = kd.DeadNeuronMonitor(log_dir=str(tmp_path), verbose=0, freq=4)
+    model.fit(dataset, epochs=2, verbose=0, callbacks=[monitor])
+    assert int(model.optimizer.iterations.numpy()) == 20
+    records = read_run(os.path.join(tmp_path, "dead_neurons"))
+    steps = [step for step, _ in scalar_series(records, "dead_fraction/dying")]
+    # Windows at 4 and 8; the 2 steps left at the epoch's end carry on.
+    assert steps == [4, 8, 14, 18, 20]

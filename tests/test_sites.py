@@ -256,3 +256,29 @@ def test_relu_layer_channels_through_merges_but_not_through_lambdas(build):
     site = monitor.last_window["relu"]
     assert site.unit_count == 4  # the conv's 4 channels, wherever they sit
     np.testing.assert_array_equal(site.dead, expected_dead)
+
+
+def test_channel_axis_through_a_deep_residual_stack_in_linear_time():
+    # 60 identity blocks of channels_first convs, ReLU after each Add: every
+    # ReLU's channels are axis 1. Gated blocks (Multiply of two walks) would
+    # make an unshared walk exponential.
+    inputs = keras.Input((4, 5, 5))
+    x = keras.layers.Conv2D(4, 1, data_format="channels_first")(inputs)
+    for index in range(60):
+        branch = keras.layers.Conv2D(4, 1, data_format="channels_first")(x)
+        gate = keras.layers.Activation("sigmoid")(x)
+        merged = keras.layers.Add()([keras.layers.Multiply()([x, gate]), branch])
+        x = keras.layers.ReLU(name=f"relu_{index}")(merged)
+    model = keras.Model(inputs, x)
+    sites = kd.find_sites(model)
+    assert len(sites) == 60
+    assert {site.channel_axis for site in sites} == {1}
+
+
+def test_batch_norm_on_the_default_axis_keeps_the_convs_channels():
+    inputs = keras.Input((3, 6, 6))
+    conv = keras.layers.Conv2D(4, 3, data_format="channels_first")(inputs)
+    normalised = keras.layers.BatchNormalization()(conv)  # axis=-1: a slip
+    relu = keras.layers.ReLU(name="relu")(normalised)
+    (site,) = kd.find_sites(keras.Model(inputs, relu))
+    assert site.channel_axis == 1
