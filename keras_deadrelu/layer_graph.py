@@ -11,17 +11,12 @@ from typing import Any
 
 import keras
 
-from keras_deadrelu.sites import Site
+from keras_deadrelu.sites import DROPOUT_AND_NOISE, Site
 
 #: Layers between a unit and its next weighted layer that keep each unit in
 #: its own channel, so zeroing the next layer's weights still isolates it.
 _CHANNEL_PRESERVING = (
-    keras.layers.Dropout,
-    keras.layers.SpatialDropout1D,
-    keras.layers.SpatialDropout2D,
-    keras.layers.SpatialDropout3D,
-    keras.layers.GaussianDropout,
-    keras.layers.GaussianNoise,
+    *DROPOUT_AND_NOISE,
     keras.layers.BatchNormalization,
     keras.layers.Activation,
     keras.layers.ReLU,

@@ -115,11 +115,8 @@ def _is_recurrent(layer: Any) -> bool:
     return isinstance(layer, keras.layers.RNN) or hasattr(layer, "state_size")
 
 
-#: Layers whose output keeps their input's layout, axis for axis: the walk
-#: back to a layer's data format goes through them (and through ReLU-family
-#: and ``Activation`` layers), and stops at anything else.
-_LAYOUT_KEEPING = (
-    keras.layers.Activation,
+#: Dropout and noise layers: each output value is its own input value's.
+DROPOUT_AND_NOISE = (
     keras.layers.Dropout,
     keras.layers.SpatialDropout1D,
     keras.layers.SpatialDropout2D,
@@ -128,6 +125,11 @@ _LAYOUT_KEEPING = (
     keras.layers.GaussianNoise,
     keras.layers.AlphaDropout,
 )
+
+#: Layers whose output keeps their input's layout, axis for axis: the walk
+#: back to a layer's data format goes through them (and through ReLU-family
+#: layers), and stops at anything else.
+_LAYOUT_KEEPING = (keras.layers.Activation, *DROPOUT_AND_NOISE)
 
 
 #: Layers that merge maps of one layout into one of the same layout.
