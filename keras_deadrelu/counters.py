@@ -152,8 +152,8 @@ class CounterRecorder:
         self._layout: list[_SiteLayout] | None = None
         self._buffer: tf.Variable | None = None
         #: Names of the sites whose output is one of the model's outputs, as
-        #: seen when a step was traced (for models without a functional
-        #: graph, such as subclassed ones).
+        #: seen when a step was traced (the output layer, which fixes never
+        #: touch; subclassed models included).
         self.output_site_names: set[str] = set()
         # Per thread: under MirroredStrategy each replica traces its step in
         # a thread of its own, interleaved with the others at every

@@ -98,18 +98,6 @@ def site_channel_axis(sites: list[Site], name: str) -> int:
     return next((site.channel_axis for site in sites if site.name == name), -1)
 
 
-def _output_layer_ids(model: Any) -> set[int]:
-    """Ids of the layers that produce the model's outputs (never fixed), from
-    its functional graph; empty for a subclassed model, whose output sites
-    are seen when its step is traced."""
-    ids = set()
-    for tensor in getattr(model, "outputs", None) or []:
-        history = getattr(tensor, "_keras_history", None)
-        if history is not None:
-            ids.add(id(history[0]))
-    return ids
-
-
 class DeadNeuronMonitor(keras.callbacks.Callback):
     """Measures the dead fraction of every ReLU-family layer during ``fit``.
 
@@ -327,7 +315,6 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
                     DeadNeuronWarning,
                     stacklevel=2,
                 )
-        self._protected_layers = _output_layer_ids(self.model)
         if self.log_dir is not None:
             sink = TensorBoardSink(
                 self.log_dir,
@@ -480,12 +467,13 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
             step = epoch + (self._epoch_step_offset or 0)
             self._next_epoch_step = step + 1
             window = self._finish_window(step, f"epoch {epoch + 1}")
-        elif self._window_closed_this_epoch:
-            self._uncount_partial_execution()
-            window = self.last_window
         else:
             self._uncount_partial_execution()
-            window = self._finish_window(self._global_step, f"step {self._global_step}")
+            window = (
+                self.last_window
+                if self._window_closed_this_epoch
+                else self._finish_window(self._global_step, f"step {self._global_step}")
+            )
         if logs is not None and window is not None:
             for name, fraction in window.dead_fractions().items():
                 logs[f"dead_fraction/{name}"] = fraction
@@ -731,10 +719,8 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
                 site = sites_by_name[statistics.name]
                 if statistics.dead_fraction < self.threshold:
                     continue
-                if id(site.layer) in self._protected_layers or (
-                    site.name in self._measurement.recorder.output_site_names
-                ):
-                    continue
+                if site.name in self._measurement.recorder.output_site_names:
+                    continue  # the model's output layer: never fixed
                 if not fix.model_wide and self._frozen(site):
                     continue
                 key = (fix_index, "" if fix.model_wide else site.name)
