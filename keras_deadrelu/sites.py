@@ -144,47 +144,109 @@ _MERGING = (
 )
 
 
-def _channel_axis(layer: Any, memo: dict[int, int | None] | None = None) -> int:
-    """The output axis of `layer` that holds the channels: 1 after a layer
-    with ``data_format="channels_first"``, else -1.
+class _LayoutWalk:
+    """Finds the output axis of a layer that holds the channels: 1 after a
+    layer with ``data_format="channels_first"``, else -1.
 
     An activation layer has its input's layout: the walk goes back through
-    activation, dropout, noise and BatchNormalization layers, and through
-    merges (Add, Concatenate...) whose known inputs agree, to the layers that
-    have a data format (a conv); anything else (a Lambda, a Permute, a
-    nested model) says nothing. `memo` (per layer) keeps the walk linear in
-    the size of the model when many sites share their history (a ResNet).
+    activation, dropout, noise and BatchNormalization layers, through merges
+    (Add, Concatenate...) whose known inputs agree, through a ``Permute``
+    (which moves the channels) and across the border of a nested functional
+    model (in by its outputs, out by the layers that feed its inputs), to the
+    layers that have a data format (a conv); anything else (a Lambda, a
+    Reshape, a subclassed model) says nothing. Each layer's answer is kept,
+    so the walk is linear in the size of the model when many sites share
+    their history (a ResNet).
     """
-    axis = _layout_axis(layer, {} if memo is None else memo)
-    return -1 if axis is None else axis
+
+    def __init__(self, model: Any):
+        self._memo: dict[int, int | None] = {}
+        self._feeders = _input_feeders(model)
+
+    def channel_axis(self, layer: Any) -> int:
+        axis = self._axis(layer)
+        return -1 if axis is None else axis
+
+    def _agreed(self, layers: list[Any]) -> int | None:
+        known = {self._axis(layer) for layer in layers} - {None}
+        return known.pop() if len(known) == 1 else None
+
+    def _axis(self, layer: Any) -> int | None:
+        if id(layer) in self._memo:
+            return self._memo[id(layer)]  # known, or being walked (a cycle)
+        self._memo[id(layer)] = None
+        data_format = getattr(layer, "data_format", None)
+        if data_format is not None:
+            axis = 1 if data_format == "channels_first" else -1
+        elif isinstance(layer, keras.layers.InputLayer):
+            axis = self._agreed(self._feeders.get(id(layer), []))
+        elif isinstance(layer, keras.Model):
+            axis = self._agreed([t._keras_history.operation for t in _outputs(layer)])
+        elif isinstance(layer, keras.layers.Permute):
+            axis = _permuted_axis(self._agreed(_parents(layer)), layer.dims)
+        elif isinstance(
+            layer, _LAYOUT_KEEPING + _MERGING + (keras.layers.BatchNormalization,)
+        ) or (layer_kind(layer) is not None and not hasattr(layer, "kernel")):
+            axis = self._agreed(_parents(layer))
+            if axis is None and isinstance(layer, keras.layers.BatchNormalization):
+                bn_axis = layer.axis
+                if isinstance(bn_axis, (list, tuple)) and len(bn_axis) == 1:
+                    bn_axis = bn_axis[0]
+                axis = 1 if bn_axis == 1 else None
+        else:
+            axis = None
+        self._memo[id(layer)] = axis
+        return axis
 
 
-def _layout_axis(layer: Any, memo: dict[int, int | None]) -> int | None:
-    if id(layer) in memo:
-        return memo[id(layer)]  # known, or being walked (a cycle): None
-    memo[id(layer)] = None
-    data_format = getattr(layer, "data_format", None)
-    if data_format is not None:
-        axis = 1 if data_format == "channels_first" else -1
-    elif isinstance(
-        layer, _LAYOUT_KEEPING + _MERGING + (keras.layers.BatchNormalization,)
-    ) or (layer_kind(layer) is not None and not hasattr(layer, "kernel")):
-        parents = [
-            parent.operation
-            for node in getattr(layer, "_inbound_nodes", [])
-            for parent in node.parent_nodes
-        ]
-        known = {_layout_axis(parent, memo) for parent in parents} - {None}
-        axis = known.pop() if len(known) == 1 else None
-        if axis is None and isinstance(layer, keras.layers.BatchNormalization):
-            bn_axis = layer.axis
-            if isinstance(bn_axis, (list, tuple)) and len(bn_axis) == 1:
-                bn_axis = bn_axis[0]
-            axis = 1 if bn_axis == 1 else None
-    else:
-        axis = None
-    memo[id(layer)] = axis
-    return axis
+def _parents(layer: Any) -> list[Any]:
+    """The layers whose outputs `layer` was called on, in every call."""
+    return [
+        parent.operation
+        for node in getattr(layer, "_inbound_nodes", [])
+        for parent in node.parent_nodes
+    ]
+
+
+def _outputs(model: Any) -> list[Any]:
+    """A functional model's output tensors (none for a subclassed one)."""
+    try:
+        outputs = model.outputs
+    except (AttributeError, ValueError):
+        return []
+    return [tensor for tensor in outputs or [] if hasattr(tensor, "_keras_history")]
+
+
+def _input_feeders(model: Any) -> dict[int, list[Any]]:
+    """For the input layer of every nested functional model in `model`, the
+    outer layers that feed it (by the id of the input layer)."""
+    feeders: dict[int, list[Any]] = {}
+    for _, layer in walk_layers(model):
+        if not isinstance(layer, keras.Model):
+            continue
+        try:
+            inputs = list(layer.inputs or [])
+        except (AttributeError, ValueError):
+            continue
+        for node in getattr(layer, "_inbound_nodes", []):
+            outer = list(node.input_tensors)
+            if len(outer) != len(inputs):
+                continue
+            for inner_input, outer_tensor in zip(inputs, outer, strict=True):
+                inner_layer = inner_input._keras_history.operation
+                feeders.setdefault(id(inner_layer), []).append(
+                    outer_tensor._keras_history.operation
+                )
+    return feeders
+
+
+def _permuted_axis(axis: int | None, dims: tuple[int, ...]) -> int | None:
+    """Where a ``Permute(dims)`` puts input axis `axis` (-1: the last)."""
+    if axis is None:
+        return None
+    rank = len(dims) + 1
+    position = dims.index(rank - 1 if axis == -1 else axis) + 1
+    return -1 if position == rank - 1 else position
 
 
 def _children(layer: Any) -> list[Any]:
@@ -221,7 +283,7 @@ def find_sites(model: Any) -> list[Site]:
     """Returns every ReLU-family site of `model`, in model order."""
     sites = []
     recurrent: list[str] = []
-    layouts: dict[int, int | None] = {}
+    layouts = _LayoutWalk(model)
     for name, layer in walk_layers(model):
         if any(name.startswith(f"{path}/") for path in recurrent):
             continue  # inside a recurrent layer: its cell
@@ -230,7 +292,7 @@ def find_sites(model: Any) -> list[Site]:
             continue
         kind = layer_kind(layer)
         if kind is not None:
-            sites.append(Site(name, layer, kind, _channel_axis(layer, layouts)))
+            sites.append(Site(name, layer, kind, layouts.channel_axis(layer)))
     return sites
 
 

@@ -239,7 +239,38 @@ def _transposed_then_relu(inputs):
     ), -1
 
 
-@pytest.mark.parametrize("build", [_merged_then_relu, _transposed_then_relu])
+def _permuted_to_last_then_relu(inputs):
+    conv = keras.layers.Conv2D(4, 3, padding="same", data_format="channels_first")
+    return keras.layers.Permute((2, 3, 1))(conv(inputs)), -1
+
+
+def _permuted_rows_then_relu(inputs):
+    conv = keras.layers.Conv2D(4, 3, padding="same", data_format="channels_first")
+    return keras.layers.Permute((1, 3, 2))(conv(inputs)), 1
+
+
+def _nested_model_then_relu(inputs):
+    backbone_inputs = keras.Input((3, 9, 9))
+    backbone = keras.Model(
+        backbone_inputs,
+        keras.layers.Conv2D(4, 3, padding="same", data_format="channels_first")(
+            backbone_inputs
+        ),
+        name="backbone",
+    )
+    return backbone(inputs), 1
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        _merged_then_relu,
+        _transposed_then_relu,
+        _permuted_to_last_then_relu,
+        _permuted_rows_then_relu,
+        _nested_model_then_relu,
+    ],
+)
 def test_relu_layer_channels_through_merges_but_not_through_lambdas(build):
     inputs = keras.Input((3, 9, 9))
     before_relu, channel_axis = build(inputs)
@@ -255,6 +286,29 @@ def test_relu_layer_channels_through_merges_but_not_through_lambdas(build):
     model.fit(x, np.zeros((8, 1)), epochs=1, verbose=0, callbacks=[monitor])
     site = monitor.last_window["relu"]
     assert site.unit_count == 4  # the conv's 4 channels, wherever they sit
+    np.testing.assert_array_equal(site.dead, expected_dead)
+
+
+def test_relu_inside_a_nested_model_takes_the_outer_convs_channels():
+    head_inputs = keras.Input((4, 9, 9))
+    head = keras.Sequential(
+        [head_inputs, keras.layers.ReLU(name="relu"), keras.layers.Flatten()],
+        name="head",
+    )
+    inputs = keras.Input((3, 9, 9))
+    conv = keras.layers.Conv2D(4, 3, padding="same", data_format="channels_first")
+    features = conv(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(1)(head(features)))
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    x = np.random.default_rng(2).normal(size=(8, 3, 9, 9)).astype("float32")
+    # Reference: the conv's outputs through a ReLU, per channel (axis 1).
+    outputs = np.maximum(np.asarray(conv(x)), 0.0)
+    expected_dead = ~(np.moveaxis(outputs, 1, -1) > 0).reshape(-1, 4).any(axis=0)
+    monitor = kd.DeadNeuronMonitor(log_dir=None, verbose=0)
+    model.fit(x, np.zeros((8, 1)), epochs=1, verbose=0, callbacks=[monitor])
+    assert [site.channel_axis for site in monitor.sites] == [1]
+    site = monitor.last_window["head/relu"]
+    assert site.unit_count == 4
     np.testing.assert_array_equal(site.dead, expected_dead)
 
 
