@@ -61,19 +61,34 @@ def check_number(
     return number
 
 
+def check_int(name: str, value: Any, *, minimum: int = 1) -> int:
+    """Returns `value` as an int after checking it is an integer >= `minimum`.
+
+    >>> check_int("cooldown", 0, minimum=0)
+    0
+    >>> check_int("cooldown", 0.9, minimum=0)
+    Traceback (most recent call last):
+    ...
+    TypeError: Argument `cooldown` must be an integer. Received: cooldown=0.9
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"Argument `{name}` must be an integer. {_received(name, value)}"
+        )
+    if value < minimum:
+        raise ValueError(
+            f"Argument `{name}` must be >= {minimum}. {_received(name, value)}"
+        )
+    return int(value)
+
+
 def check_positive_int(name: str, value: Any) -> int:
     """Returns `value` as an int after checking it is an integer >= 1.
 
     >>> check_positive_int("freq", 10)
     10
     """
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(
-            f"Argument `{name}` must be an integer. {_received(name, value)}"
-        )
-    if value < 1:
-        raise ValueError(f"Argument `{name}` must be >= 1. {_received(name, value)}")
-    return int(value)
+    return check_int(name, value, minimum=1)
 
 
 def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import zipfile
 from typing import Any
 
 import numpy as np
 
 from keras_deadrelu._cli_arguments import fraction_argument
+from keras_deadrelu.unit_statistics import WindowStatistics
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -73,6 +75,11 @@ def load_model(path: str) -> Any:
             f"model file {path!r} is not a .keras file (save it with "
             "model.save('name.keras'))."
         )
+    if not zipfile.is_zipfile(path):
+        raise CheckInputError(
+            f"model file {path!r} is not a .keras archive (save the model with "
+            "model.save('name.keras'))."
+        )
     try:
         return keras.models.load_model(path, compile=False)
     except Exception as error:  # noqa: BLE001 - any load failure is a bad input
@@ -85,8 +92,14 @@ def load_model(path: str) -> Any:
 
 def load_data(path: str) -> np.ndarray:
     """Loads a numeric ``.npy`` array (no pickles); raises CheckInputError."""
+    if os.path.isdir(path):
+        raise CheckInputError(f"data file {path!r} is a folder, not a .npy file.")
     if not os.path.isfile(path):
         raise CheckInputError(f"data file {path!r} does not exist.")
+    with open(path, "rb") as file:
+        magic = file.read(6)
+    if magic != b"\x93NUMPY" and not magic.startswith(b"PK"):
+        raise CheckInputError(f"data file {path!r} is not an array saved with np.save.")
     try:
         data = np.load(path, allow_pickle=False)
     except ValueError as error:
@@ -146,24 +159,26 @@ def measure(
     data_path: str,
     batch_size: int | None = None,
     layers: list[str] | None = None,
-) -> dict[str, float]:
-    """``dead_fractions`` of `model` on `data`, with input errors as CheckInputError."""
+) -> WindowStatistics | None:
+    """One probe pass of `model` over `data` (None for a model without
+    sites), with input errors as CheckInputError."""
     import keras_deadrelu
+    from keras_deadrelu.dead_fractions import probe_window
 
     _check_fits(data_path, data, model)
+    sites = keras_deadrelu.find_sites(model)
+    if not sites:
+        return None
     if layers is not None:
-        known = {site.name for site in keras_deadrelu.find_sites(model)}
-        known |= {site.layer.name for site in keras_deadrelu.find_sites(model)}
+        known = {site.name for site in sites} | {site.layer.name for site in sites}
         unknown = [name for name in layers if name not in known]
-        if unknown:
+        if unknown or not layers:
             raise CheckInputError(
-                f"--layers names no site: {', '.join(unknown)} (sites: "
-                f"{', '.join(site.name for site in keras_deadrelu.find_sites(model))})."
+                f"--layers names no site: {', '.join(unknown) or repr('')} (sites: "
+                f"{', '.join(site.name for site in sites)})."
             )
     try:
-        return keras_deadrelu.dead_fractions(
-            model, data, batch_size=batch_size, layers=layers
-        )
+        return probe_window(model, data, batch_size=batch_size, layers=layers)
     except ValueError as error:
         message = str(error).strip().splitlines()[0] if str(error).strip() else ""
         if "shape" in message.lower() or "incompatible" in message.lower():
@@ -175,8 +190,13 @@ def measure(
         )
 
 
-def format_check(fractions: dict[str, float], threshold: float = 0.5) -> str:
-    """The table of `fractions` and the verdict line.
+def format_check(
+    fractions: dict[str, float],
+    threshold: float = 0.5,
+    nan_units: dict[str, int] | None = None,
+) -> str:
+    """The table of `fractions` (and, where any unit produced NaN or inf,
+    `nan_units` per site) and the verdict.
 
     >>> print(format_check({"hidden": 1.0, "out": 0.25}))
     site    dead
@@ -185,17 +205,39 @@ def format_check(fractions: dict[str, float], threshold: float = 0.5) -> str:
     out      25.0%
     <BLANKLINE>
     1 of 2 sites have >= 50% dead units.
+    >>> print(format_check({"hidden": 0.0}, nan_units={"hidden": 4}))
+    site    dead  NaN units
+    ------  ----  ---------
+    hidden  0.0%          4
+    <BLANKLINE>
+    no dead units. 4 units produced NaN or inf (counted neither dead nor alive).
     """
-    header = ("site", "dead")
-    rows = [(name, f"{fraction:.1%}") for name, fraction in fractions.items()]
-    name_width = max(len(row[0]) for row in [header, *rows])
-    value_width = max(len(row[1]) for row in [header, *rows])
+    nan_units = {name: count for name, count in (nan_units or {}).items() if count}
+    header = ("site", "dead") + (("NaN units",) if nan_units else ())
+    rows = [
+        (name, f"{fraction:.1%}")
+        + ((str(nan_units.get(name, 0)),) if nan_units else ())
+        for name, fraction in fractions.items()
+    ]
+    widths = [
+        max(len(row[column]) for row in [header, *rows])
+        for column in range(len(header))
+    ]
     lines = [
-        f"{header[0].ljust(name_width)}  {header[1].ljust(value_width)}".rstrip(),
-        f"{'-' * name_width}  {'-' * value_width}",
+        "  ".join(
+            cell.ljust(width) for cell, width in zip(header, widths, strict=True)
+        ).rstrip(),
+        "  ".join("-" * width for width in widths),
     ]
     lines += [
-        f"{name.ljust(name_width)}  {value.rjust(value_width)}" for name, value in rows
+        "  ".join(
+            [row[0].ljust(widths[0])]
+            + [
+                cell.rjust(width)
+                for cell, width in zip(row[1:], widths[1:], strict=True)
+            ]
+        )
+        for row in rows
     ]
     crossed = sum(fraction >= threshold for fraction in fractions.values())
     if not any(fraction > 0 for fraction in fractions.values()):
@@ -203,6 +245,11 @@ def format_check(fractions: dict[str, float], threshold: float = 0.5) -> str:
     else:
         verdict = (
             f"{crossed} of {len(fractions)} sites have >= {threshold:.0%} dead units."
+        )
+    if nan_units:
+        verdict += (
+            f" {sum(nan_units.values())} units produced NaN or inf (counted neither "
+            "dead nor alive)."
         )
     return "\n".join([*lines, "", verdict])
 
@@ -215,16 +262,17 @@ def run(args: argparse.Namespace) -> int:
     try:
         model = load_model(args.model)
         data = load_data(args.data)
-        fractions = measure(model, data, args.data, args.batch_size, layers)
+        window = measure(model, data, args.data, args.batch_size, layers)
     except CheckInputError as error:
         print(f"keras-deadrelu check: error: {error}", file=sys.stderr)
         return 2
-    if not fractions:
+    if window is None:
         print(
             f"keras-deadrelu check: {args.model} has no ReLU-family site; "
             "nothing to check.",
             file=sys.stderr,
         )
         return 1
-    print(format_check(fractions, args.threshold))
+    nan_units = {site.name: site.nan_count for site in window.sites}
+    print(format_check(window.dead_fractions(), args.threshold, nan_units))
     return 0

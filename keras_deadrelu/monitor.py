@@ -130,7 +130,8 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
             action is kept in ``monitor.events``, warned about (unless
             ``verbose=0``) and written to TensorBoard.
         probe_data: data for probe mode (array, ``(x, y)``, dict, batched
-            ``tf.data.Dataset`` or generator function with `probe_steps`).
+            ``tf.data.Dataset``, ``keras.utils.PyDataset``, or generator
+            function with `probe_steps`).
         layers: site names to monitor (default: every site).
         freq: ``"epoch"``, or an integer number of training steps per window.
             Step windows need a batch hook, which turns off Keras's
@@ -141,7 +142,8 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         dormant_tau: ReDo threshold: a unit is dormant when its mean absolute
             output is at most `dormant_tau` times the site's average.
         probe_batch_size: batch size for array probe data (default 256).
-        probe_steps: batches per probe (required for generator functions).
+        probe_steps: batches per probe (required for generator functions and
+            infinite datasets; at most the data's own batches otherwise).
         run_name: run folder under `log_dir` (default ``"dead_neurons"``).
         histograms: write per-site firing-rate histograms.
         images: write the firing-rate map image.
@@ -233,6 +235,8 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         self._probe_batches = None
         if probe_batch_size is not None:
             check_positive_int("probe_batch_size", probe_batch_size)
+        if probe_steps is not None:
+            check_positive_int("probe_steps", probe_steps)
         if probe_data is not None:
             self._probe_batches = as_batches(
                 probe_data, batch_size=probe_batch_size, steps=probe_steps
@@ -546,7 +550,7 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
             self._save_state(step)
         if self.fixes:
             events_before = len(self.events)
-            self._apply_fixes(window, step, where)
+            self._apply_fixes(window, step, where, sink)
             for fix in self.fixes:
                 fix.observe(window)
             if len(self.events) > events_before:
@@ -710,8 +714,16 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
             )
         return True
 
-    def _apply_fixes(self, window: WindowStatistics, step: int, where: str) -> None:
-        """Applies every fix, in order, to each site at or above the threshold."""
+    def _apply_fixes(
+        self,
+        window: WindowStatistics,
+        step: int,
+        where: str,
+        sink: TensorBoardSink | None,
+    ) -> None:
+        """Applies every fix, in order, to each site at or above the threshold;
+        `sink` (the window's, None when the step was written already) gets
+        each fix's event."""
         sites_by_name = {site.name: site for site in self.sites}
         now = self._windows_seen
         for fix_index, fix in enumerate(self.fixes):
@@ -757,7 +769,6 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
                 )
                 self.events.append(event)
                 self._measurement.refresh()
-                sink = self._sink_for(step)
                 if sink is not None:
                     sink.write_event(event)
                 if self.verbose:

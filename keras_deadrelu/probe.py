@@ -6,8 +6,9 @@ memory stays O(units) however many samples the probe holds.
 
 Accepted data: a NumPy array (or a tuple ``(x, y)`` / ``(x, y, w)``, or a dict
 of arrays for a multi-input model), a batched ``tf.data.Dataset`` whose
-elements are ``x`` or ``(x, ...)``, or a callable that returns a fresh
-iterator of batches each time it is called (a generator function).
+elements are ``x`` or ``(x, ...)``, a ``keras.utils.PyDataset``, or a
+callable that returns a fresh iterator of batches each time it is called (a
+generator function).
 A generator *object* can be iterated only once, so it is rejected with an
 explanation.
 """
@@ -78,6 +79,8 @@ def as_batches(
             raise ValueError(f"Argument `{data_name}` is an empty tf.data.Dataset.")
         dataset = data.map(lambda *element: element[0])
         return dataset.take(steps) if steps is not None else dataset
+    if isinstance(data, keras.utils.PyDataset):
+        return _py_dataset_batches(data, batch_size, steps, names)
     if inspect.isgenerator(data) or isinstance(data, collections.abc.Iterator):
         raise TypeError(
             f"Argument `{data_name}` is a generator object, which can be read only "
@@ -111,6 +114,8 @@ def as_batches(
         # (tf.data would stack the list into one tensor), the samples of one
         # array for a model with one.
         data = np.asarray(data) if model_inputs == 1 else tuple(data)
+    elif isinstance(data, list) and not any(hasattr(x, "shape") for x in data):
+        data = np.asarray(data)  # nested lists of numbers: one array
     try:
         tensors = tf.nest.map_structure(np.asarray, data)
     except Exception as error:  # noqa: BLE001 - reported with the argument name
@@ -136,6 +141,37 @@ def as_batches(
     dataset = tf.data.Dataset.from_tensor_slices(tensors)
     dataset = dataset.batch(batch_size or DEFAULT_BATCH_SIZE)
     return dataset.take(steps) if steps is not None else dataset
+
+
+def _py_dataset_batches(
+    data: keras.utils.PyDataset,
+    batch_size: int | None,
+    steps: int | None,
+    names: tuple[str, str, str],
+) -> collections.abc.Callable:
+    """A `PyDataset`'s first `steps` batches (all by default), as a callable
+    returning an iterator of their inputs."""
+    data_name, batch_name, steps_name = names
+    if batch_size is not None:
+        raise ValueError(
+            f"Argument `{batch_name}` must be None for a PyDataset, which is "
+            f"batched already. Received: {batch_name}={batch_size}"
+        )
+    total = data.num_batches
+    if total is None and steps is None:
+        raise ValueError(
+            f"Argument `{data_name}` is an infinite PyDataset; pass `{steps_name}` "
+            "to say how many batches one probe reads."
+        )
+    count = steps if total is None else min(total, steps or total)
+    if count == 0:
+        raise ValueError(f"Argument `{data_name}` is an empty PyDataset.")
+
+    def batches() -> collections.abc.Iterator:
+        for index in range(count):
+            yield _first_of_tuple(data[index])
+
+    return batches
 
 
 def check_batches_fit(model: Any, batch: Any, name: str = "probe_data") -> None:

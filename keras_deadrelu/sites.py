@@ -322,6 +322,15 @@ def select_sites(
             chosen[site.name] = site
         else:
             unknown.append(name)
+    ambiguous = [name for name in unknown if len(by_layer_name.get(name, [])) > 1]
+    if ambiguous:
+        paths = ", ".join(
+            repr(site.name) for name in ambiguous for site in by_layer_name[name]
+        )
+        raise ValueError(
+            f"Argument `layers` names layers that more than one site shares: "
+            f"{ambiguous!r}. Name them by path: {paths}. Received: layers={names!r}"
+        )
     if unknown:
         available = ", ".join(repr(site.name) for site in sites) or "none"
         raise ValueError(

@@ -147,7 +147,9 @@ def site_statistics(
 
     `nonfinite_weights` (per unit, optional) marks units whose incoming
     weights or bias are NaN or inf: they are NaN units even where a fused
-    MatMul+Relu kernel turned ``relu(nan)`` into 0.
+    MatMul+Relu kernel turned ``relu(nan)`` into 0. So are all of a site's
+    units when the input of its layer held NaN or inf (its mean square,
+    taken from the first sample of each batch, is not finite).
     """
     positive_count = np.asarray(counters.positive_count).reshape(-1)
     abs_sum = np.asarray(counters.abs_sum, dtype=np.float64).reshape(-1)
@@ -155,6 +157,9 @@ def site_statistics(
     nan = ~np.isfinite(abs_sum)
     if nonfinite_weights is not None and nonfinite_weights.size == nan.size:
         nan = nan | nonfinite_weights.reshape(-1)
+    input_mean_square = counters.input_mean_square
+    if input_mean_square is not None and not np.isfinite(input_mean_square):
+        nan = np.ones_like(nan)
     dead = (positive_count == 0) & ~nan
     with np.errstate(invalid="ignore", divide="ignore"):
         firing_rate = np.where(nan, np.nan, positive_count / max(elements, 1))

@@ -119,7 +119,7 @@ def test_unreadable_model(saved, tmp_path, capsys):
     broken.write_bytes(b"this is not a zip archive")
     assert main(["check", str(broken), data_path]) == 2
     err = _error(capsys)
-    assert f"cannot load model {str(broken)!r}" in err
+    assert f"model file {str(broken)!r} is not a .keras archive" in err
     assert len(err.splitlines()) == 1
 
 
@@ -151,7 +151,33 @@ def test_data_not_an_npy_file(saved, tmp_path, capsys):
     path = tmp_path / "text.npy"
     path.write_text("1,2,3\n")
     assert main(["check", model_path, str(path)]) == 2
-    assert "is not a numeric array" in _error(capsys)
+    assert "is not an array saved with np.save" in _error(capsys)
+
+
+def test_data_that_is_a_folder(saved, tmp_path, capsys):
+    model_path, _, _, _ = saved
+    assert main(["check", model_path, str(tmp_path)]) == 2
+    assert "is a folder, not a .npy file" in _error(capsys)
+
+
+def test_empty_layers_option_is_an_error(saved, capsys):
+    model_path, data_path, _, _ = saved
+    assert main(["check", model_path, data_path, "--layers", ","]) == 2
+    err = _error(capsys)
+    assert "--layers names no site" in err and "dead, healthy" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_nan_units_are_shown_and_not_dead(saved, tmp_path, capsys):
+    model_path, _, data, expected_healthy = saved
+    with_nan = data.copy()
+    with_nan[:, 1] = np.nan  # every pre-activation NaN, in every unit
+    np.save(tmp_path / "nan.npy", with_nan)
+    assert main(["check", model_path, str(tmp_path / "nan.npy")]) == 0
+    output = capsys.readouterr().out
+    rows = {line.split()[0]: line.split()[1:] for line in output.splitlines()[2:4]}
+    assert rows == {"dead": ["0.0%", "6"], "healthy": ["0.0%", "12"]}
+    assert "18 units produced NaN or inf" in output
 
 
 @pytest.mark.parametrize("shape", [(10, 4), (10, 5, 1), (5,), ()])

@@ -229,8 +229,35 @@ def test_nan_units_are_reported_apart(jit_compile):
     assert site.dead_fraction == 0.25
     assert np.isnan(site.firing_rate[1])
     # The probe reports the same, and so does the model-wide figure.
-    assert kd.dead_fractions(model, x) == {"hidden": 0.25}
+    with pytest.warns(kd.DeadNeuronWarning, match=r"hidden \(1/4\)"):
+        assert kd.dead_fractions(model, x) == {"hidden": 0.25}
     assert monitor.last_window.nan_count == 1
+
+
+@pytest.mark.parametrize("separate_relu", [False, True])
+def test_a_nan_input_makes_nan_units_not_dead_units(separate_relu):
+    # A feature missing (NaN) in every row: every pre-activation is NaN, which
+    # TensorFlow's fused MatMul + BiasAdd + Relu kernel turns into 0 in a graph.
+    inputs = keras.Input((4,))
+    if separate_relu:
+        pre = keras.layers.Dense(3, name="pre")(inputs)
+        hidden = keras.layers.ReLU(name="hidden")(pre)
+    else:
+        hidden = keras.layers.Dense(3, activation="relu", name="hidden")(inputs)
+    model = keras.Model(inputs, hidden)
+    x = rng.normal(size=(32, 4)).astype("float32")
+    x[:, 2] = np.nan
+    assert np.isnan(np.asarray(model(x))).all()  # eager: the NumPy-like answer
+    with pytest.warns(kd.DeadNeuronWarning, match=r"NaN or inf.*hidden \(3/3\)"):
+        assert kd.dead_fractions(model, x) == {"hidden": 0.0}  # NaN is not dead
+    # The monitor's probe on that data, while fitting on clean data.
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    monitor = kd.DeadNeuronMonitor(log_dir=None, probe_data=x, verbose=0)
+    clean = np.nan_to_num(x)
+    model.fit(clean, np.zeros((32, 3)), epochs=1, verbose=0, callbacks=[monitor])
+    site = monitor.last_window["hidden"]
+    assert site.nan.tolist() == [True] * 3
+    assert site.dead_count == 0 and monitor.last_window.nan_count == 3
 
 
 @pytest.mark.parametrize("form", ["list", "dict"])

@@ -312,6 +312,14 @@ def test_fix_arguments_are_checked(make, pattern):
         make()
 
 
+@pytest.mark.parametrize("cooldown", [0.9, 1.5, "2", True])
+def test_cooldown_must_be_a_whole_number_of_windows(cooldown):
+    with pytest.raises(
+        TypeError, match=rf"`cooldown` must be an integer.*{cooldown!r}"
+    ):
+        LowerLearningRate(cooldown=cooldown)
+
+
 def test_swap_keeps_the_loss_falling_where_the_unfixed_model_stalls():
     histories = {}
     for fix in (None, "leaky_relu"):

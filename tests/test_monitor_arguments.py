@@ -50,6 +50,13 @@ def model():
             r"infinite",
         ),
         ({"probe_data": X, "probe_batch_size": 0}, ValueError, r"probe_batch_size=0"),
+        (
+            {"probe_steps": -2},
+            ValueError,
+            r"`probe_steps` must be >= 1.*probe_steps=-2",
+        ),
+        ({"probe_steps": 2.5}, TypeError, r"probe_steps=2.5"),
+        ({"probe_steps": "3"}, TypeError, r"probe_steps='3'"),
     ],
 )
 def test_constructor_rejects(kwargs, error, pattern):
@@ -98,6 +105,57 @@ def test_log_dir_below_a_file_fails_in_on_train_begin(tmp_path):
 def test_unknown_layer_name_fails_in_on_train_begin():
     monitor = kd.DeadNeuronMonitor(log_dir=None, layers=["hiden"])
     fit_raises(monitor, ValueError, r"Available sites: 'hidden'.*layers=\['hiden'\]")
+
+
+def test_a_layer_name_shared_by_two_sites_must_be_a_path():
+    def block(name):
+        inputs = keras.Input((5,))
+        dense = keras.layers.Dense(4, activation="relu", name="dense")(inputs)
+        return keras.Model(inputs, dense, name=name)
+
+    inputs = keras.Input((5,))
+    outputs = keras.layers.Concatenate()([block("b1")(inputs), block("b2")(inputs)])
+    nested = keras.Model(inputs, keras.layers.Dense(1)(outputs))
+    with pytest.raises(ValueError, match=r"more than one site.*'b1/dense', 'b2/dense'"):
+        kd.dead_fractions(nested, X, layers=["dense"])
+    assert set(kd.dead_fractions(nested, X, layers=["b2/dense"])) == {"b2/dense"}
+
+
+class Batches(keras.utils.PyDataset):
+    """`X` in batches of 16, with targets, as a Keras PyDataset."""
+
+    def __init__(self, infinite=False):
+        super().__init__()
+        self.infinite = infinite
+
+    @property
+    def num_batches(self):
+        return None if self.infinite else 4
+
+    def __getitem__(self, index):
+        rows = slice(16 * (index % 4), 16 * (index % 4) + 16)
+        return X[rows], Y[rows]
+
+
+def test_probe_accepts_a_py_dataset():
+    built = model()
+    kernel, bias = built.get_layer("hidden").get_weights()
+    expected = {"hidden": float((~((X @ kernel + bias) > 0).any(axis=0)).mean())}
+    assert kd.dead_fractions(built, Batches()) == pytest.approx(expected)
+    assert kd.dead_fractions(built, Batches(infinite=True), steps=4) == pytest.approx(
+        expected
+    )
+    # Two batches: the units that fire on X[:32] only.
+    fires = ((X[:32] @ kernel + bias) > 0).any(axis=0)
+    assert kd.dead_fractions(built, Batches(), steps=2) == pytest.approx(
+        {"hidden": float((~fires).mean())}
+    )
+    with pytest.raises(ValueError, match=r"infinite PyDataset; pass `probe_steps`"):
+        kd.DeadNeuronMonitor(probe_data=Batches(infinite=True))
+    with pytest.raises(ValueError, match=r"`batch_size` must be None for a PyDataset"):
+        kd.dead_fractions(built, Batches(), batch_size=8)
+    # Nested lists of numbers are one array, as np.asarray reads them.
+    assert kd.dead_fractions(built, X.tolist()) == pytest.approx(expected)
 
 
 def test_dead_fractions_rejects_bad_arguments():

@@ -98,6 +98,10 @@ def test_swapped_layer_stays_leaky_and_numbering_goes_on(tmp_path, monitor_first
     assert [s for s, _, _ in records[metadata.SITES_TAG]] == list(range(6))
     fix_steps = [s for s, _, _ in records[metadata.FIX_EVENTS_TAG]]
     assert fix_steps == sorted({s for s, _ in swaps})
+    # Each swap once as a text event and a scalar marker, as without backup_dir.
+    assert [s for s, _, _ in records["fix_events"]] == [s for s, _ in swaps]
+    markers = scalar_series(records, "fix/leaky_relu")
+    assert markers == [(s, 1.0) for s, _ in swaps]
     # BackupAndRestore removes its folder after a completed fit, state included.
     assert not os.path.exists(os.path.join(tmp_path, "backup"))
 

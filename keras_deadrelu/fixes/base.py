@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from keras_deadrelu._validation import check_number
+from keras_deadrelu._validation import check_int
 from keras_deadrelu.sites import Site
 from keras_deadrelu.unit_statistics import SiteStatistics, WindowStatistics
 
@@ -22,7 +22,7 @@ class Fix:
     model_wide = False
 
     def __init__(self, cooldown: int = 0):
-        self.cooldown = int(check_number("cooldown", cooldown, minimum=0))
+        self.cooldown = check_int("cooldown", cooldown, minimum=0)
 
     def check_model(self, model: Any) -> None:
         """Raises ValueError in ``on_train_begin`` when the fix cannot work."""
