@@ -5,7 +5,8 @@ is too high, and biases far below zero.
 
 Runs in about a minute on a 2-core CPU, on generated data (no download):
 
-    python examples/compare_layers.py [--epochs 8] [--logdir runs]
+    python examples/compare_layers.py [--epochs 8] [--samples 4000] [--logdir runs]
+        [--quick]
 
 Every arm trains with a ``DeadNeuronMonitor`` that writes TensorBoard logs to
 ``<logdir>/<arm>/dead_neurons``; the script prints one table and the
@@ -93,7 +94,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--samples", type=int, default=4000)
     parser.add_argument("--logdir", default="runs")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny setting (2 epochs, 400 samples)"
+    )
     args = parser.parse_args(argv)
+    if args.quick:
+        args.epochs, args.samples = min(args.epochs, 2), min(args.samples, 400)
 
     keras.utils.set_random_seed(0)
     x, y = make_data(args.samples)

@@ -5,6 +5,21 @@ from __future__ import annotations
 import argparse
 
 
+def positive_int_argument(text: str) -> int:
+    """An argparse type: an integer >= 1.
+
+    >>> positive_int_argument("3")
+    3
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def fraction_argument(text: str) -> float:
     """An argparse type: a number in [0, 1].
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from keras_deadrelu._cli_arguments import fraction_argument
+from keras_deadrelu._cli_arguments import fraction_argument, positive_int_argument
 from keras_deadrelu.unit_statistics import WindowStatistics
 
 DEFAULT_THRESHOLD = 0.5
@@ -23,16 +23,6 @@ DEFAULT_THRESHOLD = 0.5
 
 class CheckInputError(Exception):
     """A bad command-line input; the message is printed as is."""
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--batch-size",
-        type=_positive_int,
+        type=positive_int_argument,
         default=None,
         help="inputs per batch (default 256)",
     )

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import sys
 import time
 import warnings
 from typing import Any
@@ -29,6 +30,7 @@ import keras
 import numpy as np
 
 import keras_deadrelu as kd
+from keras_deadrelu._cli_arguments import positive_int_argument
 
 WIDTH = 64
 DEPTH = 3
@@ -197,7 +199,9 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The demo's command-line options."""
-    parser.add_argument("--epochs", type=int, default=15, help="epochs per arm (15)")
+    parser.add_argument(
+        "--epochs", type=positive_int_argument, default=15, help="epochs per arm (15)"
+    )
     parser.add_argument("--logdir", default="runs", help="TensorBoard logs (runs)")
     parser.add_argument(
         "--quick", action="store_true", help="3 epochs, for a fast look"
@@ -207,7 +211,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Runs every arm and prints the table; returns the exit code."""
     if args.epochs < 1:
-        print(f"--epochs must be >= 1, got {args.epochs}")
+        print(
+            f"keras-deadrelu demo: error: --epochs must be >= 1, got {args.epochs}",
+            file=sys.stderr,
+        )
         return 2
     epochs = 3 if args.quick else args.epochs
     data = load_digits()

@@ -2,10 +2,13 @@
 
 Every folder under LOGDIR whose event files hold a ``dead_fraction`` tag (what
 :class:`~keras_deadrelu.DeadNeuronMonitor` writes into ``<log_dir>/<run_name>``)
-is one *run*. Per run and site the report gives the final and peak dead
-fraction, the window at which the site first reached the threshold, and the
-fixes applied there. Event files are read with TensorBoard's own record
-reader; a corrupt or truncated file is named on stderr and left out.
+is one *run*; links to folders are followed, as TensorBoard does. A new
+``fit`` written into a folder that already held data supersedes the old data
+from its first step on, as in the dashboard. Per run and site the report gives
+the final and peak dead fraction, the window at which the site first reached
+the threshold, and the fixes applied there. Event files are read with
+TensorBoard's own record reader; a corrupt or truncated file is named on
+stderr and left out.
 
 The reading (:func:`read_logdir`, :func:`read_runs`) returns plain data;
 :func:`format_report` and :func:`plot_runs` only present it.
@@ -21,11 +24,12 @@ import os
 import re
 import sys
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from keras_deadrelu._cli_arguments import fraction_argument
+from keras_deadrelu.tensorboard_plugin.reader import current, find_restarts
 
 DEFAULT_THRESHOLD = 0.5
 EVENT_FILE_MARKER = "events.out.tfevents."
@@ -34,6 +38,7 @@ FLOAT32_TOLERANCE = 1e-6
 SITE_TAG_PREFIX = "dead_fraction/"
 FIX_TAG_PREFIX = "fix/"
 TEXT_TAGS = ("monitor_config", "fix_events", "diagnosis")
+DEFAULT_PLOT_FORMAT = "png"
 # A TFRecord is: length (8 bytes), its CRC (4), the data, the data's CRC (4).
 _RECORD_OVERHEAD_BYTES = 16
 
@@ -135,21 +140,42 @@ class LogdirReport:
     logdir: str
     runs: tuple[RunSummary, ...]
     skipped_files: tuple[SkippedFile, ...]
+    #: Folders with ``dead_fraction/<site>`` tags but no model-wide
+    #: ``dead_fraction`` tag (e.g. a custom loop's), which are not runs.
+    site_only_folders: tuple[str, ...] = ()
 
 
 # ------------------------------------------------------------------- reading
+class _Datum(NamedTuple):
+    """One value of a tag, with what the dashboard's restart rule needs."""
+
+    step: int
+    wall_time: float
+    value: Any
+
+
 class _RunRecords:
     """The values of one run folder: scalars and texts by tag."""
 
     def __init__(self) -> None:
-        self.scalars: dict[str, list[tuple[int, float]]] = collections.defaultdict(list)
-        self.texts: dict[str, list[tuple[int, str]]] = collections.defaultdict(list)
+        self.scalars: dict[str, list[_Datum]] = collections.defaultdict(list)
+        self.texts: dict[str, list[_Datum]] = collections.defaultdict(list)
 
 
 def _event_files(logdir: str) -> dict[str, list[str]]:
-    """``{folder: [event file, ...]}`` for every folder under `logdir`."""
+    """``{folder: [event file, ...]}`` for every folder under `logdir`.
+
+    Symbolic links to folders are followed; a folder already seen (a link
+    loop, or a second link to it) is read once.
+    """
     found: dict[str, list[str]] = {}
-    for folder, subfolders, files in os.walk(logdir):
+    seen: set[str] = set()
+    for folder, subfolders, files in os.walk(logdir, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            subfolders.clear()
+            continue
+        seen.add(real)
         subfolders.sort()
         paths = sorted(
             os.path.join(folder, name) for name in files if EVENT_FILE_MARKER in name
@@ -216,18 +242,52 @@ def _collect(events: Iterable[Any], records: _RunRecords) -> None:
                     if isinstance(item, bytes)
                     else str(item)
                 )
-                records.texts[tag].append((int(event.step), text))
+                records.texts[tag].append(
+                    _Datum(int(event.step), event.wall_time, text)
+                )
             elif array.size == 1 and array.dtype.kind in "biuf":
-                records.scalars[tag].append((int(event.step), float(array.item())))
+                number = float(array.item())
+                records.scalars[tag].append(
+                    _Datum(int(event.step), event.wall_time, number)
+                )
+
+
+def _kept(datum: _Datum, restarts: list[tuple[float, int]]) -> bool:
+    """Whether no restart superseded `datum` (the dashboard's rule)."""
+    return bool(current([datum], restarts))
+
+
+def _current_records(records: _RunRecords) -> _RunRecords:
+    """`records` less what a newer fit into the same folder superseded.
+
+    Restarts are found in the model-wide series, one value per window, as
+    the dashboard finds them in its per-window data. Series keep one value
+    per step; fix markers and texts keep every line not superseded, except
+    ``monitor_config``: only the newest (written just before its fit's
+    first window).
+    """
+    restarts = find_restarts(records.scalars[MODEL_WIDE_TAG])
+    kept = _RunRecords()
+    for tag, series in records.scalars.items():
+        if tag.startswith(FIX_TAG_PREFIX):
+            kept.scalars[tag] = [datum for datum in series if _kept(datum, restarts)]
+        else:
+            kept.scalars[tag] = current(series, restarts)
+    for tag, texts in records.texts.items():
+        if tag == "monitor_config":
+            kept.texts[tag] = sorted(texts, key=lambda datum: datum.wall_time)[-1:]
+        else:
+            kept.texts[tag] = [datum for datum in texts if _kept(datum, restarts)]
+    return kept
 
 
 def _series_summary(
     name: str,
-    series: list[tuple[int, float]],
+    data: list[_Datum],
     threshold: float,
     fixes: tuple[FixApplied, ...] = (),
 ) -> SiteSummary:
-    series = sorted(series, key=lambda item: item[0])
+    series = sorted(((d.step, d.value) for d in data), key=lambda item: item[0])
     steps = tuple(step for step, _ in series)
     fractions = tuple(value for _, value in series)
     peak = max(fractions)
@@ -254,13 +314,13 @@ def _fix_actions(records: _RunRecords, site_names: list[str]) -> list[FixApplied
     markers: collections.Counter = collections.Counter()
     for tag, series in records.scalars.items():
         if tag.startswith(FIX_TAG_PREFIX):
-            for step, _ in series:
-                markers[(step, tag[len(FIX_TAG_PREFIX) :])] += 1
+            for datum in series:
+                markers[(datum.step, tag[len(FIX_TAG_PREFIX) :])] += 1
     fix_names = sorted({name for _, name in markers}, key=len, reverse=True)
     # Longest names first, so "outer/dense_1" is not read as "outer/dense".
     by_length = sorted(site_names, key=len, reverse=True)
     actions = []
-    for step, message in records.texts.get("fix_events", []):
+    for step, _, message in records.texts.get("fix_events", []):
         site = next((s for s in by_length if message.startswith(f"{s}: ")), None)
         if site is None and ": " in message:
             site = message.split(": ", 1)[0]
@@ -277,7 +337,7 @@ def _fix_actions(records: _RunRecords, site_names: list[str]) -> list[FixApplied
 
 
 def _parse_config(records: _RunRecords) -> dict[str, Any]:
-    for _, text in records.texts.get("monitor_config", []):
+    for _, _, text in records.texts.get("monitor_config", []):
         try:
             config = json.loads(text)
         except ValueError:
@@ -330,7 +390,9 @@ def _summarise_run(
         sites=sites,
         model_wide=model_wide,
         fixes=tuple(fixes),
-        diagnoses=tuple(sorted(records.texts.get("diagnosis", []))),
+        diagnoses=tuple(
+            sorted((step, text) for step, _, text in records.texts.get("diagnosis", []))
+        ),
     )
 
 
@@ -346,12 +408,14 @@ def read_logdir(
             the run has none).
 
     Returns:
-        A :class:`LogdirReport`: the runs, by folder name, and the event
-        files that were left out because they are corrupt or truncated.
+        A :class:`LogdirReport`: the runs, by folder name, the event files
+        that were left out because they are corrupt or truncated, and the
+        folders with per-site but no model-wide dead fractions.
     """
     logdir = os.fspath(logdir)
     runs = []
     skipped = []
+    site_only = []
     for folder, paths in _event_files(logdir).items():
         records = _RunRecords()
         for path in paths:
@@ -361,10 +425,13 @@ def read_logdir(
                 continue
             _collect(events, records)
         if not records.scalars.get(MODEL_WIDE_TAG):
+            if any(tag.startswith(SITE_TAG_PREFIX) for tag in records.scalars):
+                site_only.append(folder)
             continue
         name = os.path.relpath(folder, logdir)
+        records = _current_records(records)
         runs.append(_summarise_run(name, folder, records, threshold))
-    return LogdirReport(logdir, tuple(runs), tuple(skipped))
+    return LogdirReport(logdir, tuple(runs), tuple(skipped), tuple(site_only))
 
 
 def read_runs(
@@ -390,6 +457,27 @@ def format_step(step: int | None, window: str) -> str:
 
 def _percent(fraction: float) -> str:
     return f"{fraction:.1%}"
+
+
+def format_threshold(threshold: float) -> str:
+    """The threshold as a percentage, with the decimals it needs (at least one).
+
+    >>> format_threshold(0.5), format_threshold(0.005), format_threshold(0.0125)
+    ('50.0%', '0.5%', '1.25%')
+    """
+    for decimals in range(1, 7):
+        text = f"{threshold:.{decimals}%}"
+        if abs(float(text[:-1]) / 100 - threshold) < 1e-12:
+            return text
+    return text
+
+
+def _window_text(run: RunSummary) -> str:
+    """``"one per epoch"``, ``"one per step"`` or ``"one per 3 steps"``."""
+    freq = run.config.get("freq")
+    if run.window == "step" and isinstance(freq, int) and freq > 1:
+        return f"one per {freq} steps"
+    return f"one per {run.window}"
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -421,16 +509,17 @@ def format_run(run: RunSummary) -> str:
         "default": "default",
     }[run.threshold_source]
     windows = run.model_wide.steps
+    threshold = format_threshold(run.threshold)
     lines = [
-        f"run: {run.name}  ({len(windows)} windows, one per {run.window}, "
-        f"threshold {_percent(run.threshold)} {threshold_note})"
+        f"run: {run.name}  ({len(windows)} windows, {_window_text(run)}, "
+        f"threshold {threshold} {threshold_note})"
     ]
     header = [
         "site",
         "final dead",
         "peak dead",
         "peak at",
-        f"first >= {run.threshold:.0%}",
+        f"first >= {threshold}",
         "fixes applied",
     ]
     rows = []
@@ -460,16 +549,51 @@ def format_report(runs: Iterable[RunSummary]) -> str:
     return "\n\n".join(format_run(run) for run in runs)
 
 
-def plot_runs(runs: list[RunSummary], path: str | os.PathLike) -> None:
-    """Writes a PNG: one axes per run, dead % over steps per site.
+def plot_path(path: str | os.PathLike) -> tuple[str, str]:
+    """The file :func:`plot_runs` writes for `path`, and its format.
 
-    Sites are solid lines, the model-wide fraction is dashed, the threshold
-    is dotted, and each fix is a vertical line labelled with its name.
+    A name without an extension gets ``.png``. Raises ValueError naming an
+    extension Matplotlib cannot write, ImportError without Matplotlib.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    path = os.fspath(path)
+    extension = os.path.splitext(path)[1]
+    if not extension:
+        return f"{path}.{DEFAULT_PLOT_FORMAT}", DEFAULT_PLOT_FORMAT
+    plot_format = extension[1:].lower()
+    supported = FigureCanvasAgg.get_supported_filetypes()
+    if plot_format not in supported:
+        raise ValueError(
+            f"unsupported figure format {extension!r} in {path!r}; use one of "
+            + ", ".join(f".{name}" for name in sorted(supported))
+        )
+    return path, plot_format
+
+
+def fix_labels(run: RunSummary) -> dict[int, str]:
+    """``{step: label}`` of the fix lines: the names of the fixes at each
+    step, joined, in the order they acted."""
+    names: dict[int, list[str]] = collections.defaultdict(list)
+    for fix in run.fixes:
+        if fix.fix not in names[fix.step]:
+            names[fix.step].append(fix.fix)
+    return {step: ", ".join(fixes) for step, fixes in names.items()}
+
+
+def plot_runs(runs: list[RunSummary], path: str | os.PathLike) -> str:
+    """Writes a figure (format from the extension, else PNG); returns its path.
+
+    One axes per run, dead % over steps per site: sites are solid lines, the
+    model-wide fraction is dashed, the threshold is dotted, and each step
+    with fixes is a vertical line labelled with their names.
     Uses Matplotlib's Agg canvas directly (no pyplot, no display needed).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
+
+    path, plot_format = plot_path(path)
 
     columns = min(len(runs), 2)
     rows = -(-len(runs) // columns)
@@ -497,20 +621,17 @@ def plot_runs(runs: list[RunSummary], path: str | os.PathLike) -> None:
             label="model-wide",
         )
         axes.axhline(100 * run.threshold, linestyle=":", color="grey", linewidth=1)
-        labelled = set()
-        for fix in run.fixes:
-            axes.axvline(fix.step, color="tab:red", alpha=0.6, linewidth=1)
-            if (fix.step, fix.fix) not in labelled:
-                labelled.add((fix.step, fix.fix))
-                axes.annotate(
-                    fix.fix,
-                    xy=(fix.step, 1.0),
-                    xycoords=("data", "axes fraction"),
-                    xytext=(2, -10),
-                    textcoords="offset points",
-                    color="tab:red",
-                    fontsize=8,
-                )
+        for step, label in fix_labels(run).items():
+            axes.axvline(step, color="tab:red", alpha=0.6, linewidth=1)
+            axes.annotate(
+                label,
+                xy=(step, 1.0),
+                xycoords=("data", "axes fraction"),
+                xytext=(2, -10),
+                textcoords="offset points",
+                color="tab:red",
+                fontsize=8,
+            )
         axes.set_title(run.name)
         axes.set_xlabel(
             "epoch - 1 (TensorBoard step)" if run.window == "epoch" else "step"
@@ -519,7 +640,8 @@ def plot_runs(runs: list[RunSummary], path: str | os.PathLike) -> None:
         axes.set_ylabel("dead units (%)")
         axes.set_ylim(-2, 102)
         axes.legend(fontsize=8, loc="center right")
-    figure.savefig(os.fspath(path), dpi=100)
+    figure.savefig(path, format=plot_format, dpi=100)
+    return path
 
 
 # ----------------------------------------------------------------------- CLI
@@ -529,7 +651,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--plot",
         metavar="FILE.png",
-        help="also write a figure of dead fraction over steps (needs matplotlib)",
+        help="also write a figure of dead fraction over steps (needs matplotlib; "
+        "format from the extension: .png, .svg, .pdf, ...; none: .png is added)",
     )
     parser.add_argument(
         "--threshold",
@@ -549,6 +672,19 @@ def run(args: argparse.Namespace) -> int:
             f"keras-deadrelu report: error: LOGDIR {logdir!r} {what}.", file=sys.stderr
         )
         return 2
+    if args.plot:
+        try:
+            plot_file, _ = plot_path(args.plot)
+        except ImportError:
+            print(
+                "keras-deadrelu report: error: --plot needs matplotlib "
+                "(pip install 'keras-deadrelu[plot]').",
+                file=sys.stderr,
+            )
+            return 2
+        except ValueError as error:
+            print(f"keras-deadrelu report: error: --plot: {error}.", file=sys.stderr)
+            return 2
     report = read_logdir(logdir, args.threshold)
     for skipped in report.skipped_files:
         print(
@@ -557,28 +693,29 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if not report.runs:
+        if report.site_only_folders:
+            folders = ", ".join(repr(folder) for folder in report.site_only_folders)
+            reason = (
+                f"{folders} has 'dead_fraction/<site>' tags but no model-wide "
+                "'dead_fraction' tag, which the report needs"
+            )
+        else:
+            reason = "no event file with a 'dead_fraction' tag"
         print(
             f"keras-deadrelu report: no DeadNeuronMonitor data under {logdir!r} "
-            "(no event file with a 'dead_fraction' tag).",
+            f"({reason}).",
             file=sys.stderr,
         )
         return 1
     print(format_report(report.runs))
     if args.plot:
         try:
-            plot_runs(list(report.runs), args.plot)
-        except ImportError:
+            plot_file = plot_runs(list(report.runs), plot_file)
+        except (OSError, RuntimeError) as error:
             print(
-                "keras-deadrelu report: error: --plot needs matplotlib "
-                "(pip install 'keras-deadrelu[plot]').",
+                f"keras-deadrelu report: error: cannot write {plot_file!r}: {error}",
                 file=sys.stderr,
             )
             return 2
-        except OSError as error:
-            print(
-                f"keras-deadrelu report: error: cannot write {args.plot!r}: {error}",
-                file=sys.stderr,
-            )
-            return 2
-        print(f"\nwrote {args.plot}")
+        print(f"\nwrote {plot_file}")
     return 0

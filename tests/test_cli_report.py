@@ -13,6 +13,8 @@ import sys
 import keras
 import numpy as np
 import pytest
+from dashboard.wsgi_app import PLUGIN_ROUTE, tensorboard_client
+from event_files import read_run, scalar_series
 
 import keras_deadrelu as kd
 from keras_deadrelu.command_line import main
@@ -24,7 +26,7 @@ X = rng.normal(size=(128, 6)).astype("float32")
 Y = (X[:, :1] - X[:, 1:2]).astype("float32")
 
 
-def _fit(log_dir, dying_bias, fix):
+def _model(dying_bias):
     keras.utils.set_random_seed(7)
     inputs = keras.Input((6,))
     dying = keras.layers.Dense(
@@ -37,11 +39,25 @@ def _fit(log_dir, dying_bias, fix):
     joined = keras.layers.Concatenate()([dying, healthy])
     model = keras.Model(inputs, keras.layers.Dense(1, name="head")(joined))
     model.compile(keras.optimizers.SGD(0.01), "mse")
-    monitor = kd.DeadNeuronMonitor(log_dir=str(log_dir), fix=fix, verbose=0)
+    return model
+
+
+def _fit(
+    log_dir, dying_bias, fix, epochs=EPOCHS, model=None, initial_epoch=0, **monitor
+):
+    """Fits a two-site model with a new monitor; returns (history, monitor)."""
+    model = _model(dying_bias) if model is None else model
+    callback = kd.DeadNeuronMonitor(log_dir=str(log_dir), fix=fix, verbose=0, **monitor)
     history = model.fit(
-        X, Y, epochs=EPOCHS, batch_size=32, verbose=0, callbacks=[monitor]
+        X,
+        Y,
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        batch_size=32,
+        verbose=0,
+        callbacks=[callback],
     )
-    return history.history, monitor
+    return history.history, callback
 
 
 @pytest.fixture(scope="module")
@@ -234,3 +250,198 @@ def test_console_script_runs_the_report(logs):
     )
     assert result.returncode == 0, result.stderr
     assert "run: revived/dead_neurons" in result.stdout
+
+
+# ------------------------------------------------ several fits into one folder
+@pytest.fixture(scope="module")
+def refits(tmp_path_factory):
+    """Three folders, each written by two fits.
+
+    - ``rerun``: a 3-epoch fit with fix='revive', then a 2-epoch fit with a
+      new monitor (threshold 0.3, no fix), as a script run twice does;
+    - ``resumed``: a 3-epoch fit, then a new monitor resuming at epoch 3;
+    - ``same``: one monitor, two 2-epoch fits (steps go on).
+    """
+    root = tmp_path_factory.mktemp("refits")
+    old = _fit(root / "rerun", dying_bias=-5.0, fix="revive", epochs=3)
+    new = _fit(root / "rerun", dying_bias=0.0, fix=None, epochs=2, threshold=0.3)
+    model = _model(dying_bias=-5.0)
+    first = _fit(root / "resumed", None, "revive", epochs=3, model=model)
+    resumed = _fit(root / "resumed", None, None, epochs=4, model=model, initial_epoch=2)
+    model = _model(dying_bias=0.0)
+    monitor = kd.DeadNeuronMonitor(log_dir=str(root / "same"), verbose=0)
+    same = [
+        model.fit(X, Y, epochs=2, batch_size=32, verbose=0, callbacks=[monitor])
+        for _ in range(2)
+    ]
+    return root, {
+        "rerun": (old, new),
+        "resumed": (first, resumed),
+        "same": ([fit.history for fit in same], monitor),
+    }
+
+
+def _runs(root):
+    return {run.name.split(os.sep)[0]: run for run in read_runs(root)}
+
+
+def test_a_new_fit_supersedes_the_old_one_from_its_first_step(refits):
+    root, fits = refits
+    (_, old_monitor), (new_history, new_monitor) = fits["rerun"]
+    assert old_monitor.events and not new_monitor.events  # the old fit had a fix
+    run = _runs(root)["rerun"]
+    assert run.model_wide.steps == (0, 1)
+    np.testing.assert_allclose(
+        run.model_wide.dead_fractions, new_history["dead_fraction"], atol=1e-6
+    )
+    for site in run.sites:
+        assert site.steps == (0, 1)
+        np.testing.assert_allclose(
+            site.dead_fractions, new_history[f"dead_fraction/{site.name}"], atol=1e-6
+        )
+        assert site.fixes == ()
+    assert run.fixes == ()
+    assert (run.threshold, run.threshold_source) == (0.3, "monitor_config")
+    assert run.config["fixes"] == []
+
+
+def test_a_resumed_fit_keeps_the_old_windows_before_its_first_step(refits):
+    root, fits = refits
+    (old_history, old_monitor), (new_history, _) = fits["resumed"]
+    run = _runs(root)["resumed"]
+    assert run.model_wide.steps == (0, 1, 2, 3)
+    for site in run.sites:
+        tag = f"dead_fraction/{site.name}"
+        np.testing.assert_allclose(
+            site.dead_fractions, old_history[tag][:2] + new_history[tag], atol=1e-6
+        )
+    kept = [(e.fix, e.step, e.site) for e in old_monitor.events if e.step < 2]
+    assert kept  # born dead: revived at epoch 1
+    assert [(fix.fix, fix.step, fix.site) for fix in run.fixes] == kept
+
+
+def test_two_fits_with_one_monitor_go_on(refits):
+    root, fits = refits
+    histories, monitor = fits["same"]
+    run = _runs(root)["same"]
+    assert run.model_wide.steps == (0, 1, 2, 3)
+    np.testing.assert_allclose(
+        run.model_wide.dead_fractions,
+        [value for history in histories for value in history["dead_fraction"]],
+        atol=1e-6,
+    )
+    assert len(run.fixes) == len(monitor.events) == 0
+
+
+def test_report_and_dashboard_agree_after_a_refit(refits):
+    root, _ = refits
+    client = tensorboard_client(root)
+    for name, run in _runs(root).items():
+        tensorboard_run = run.name.replace(os.sep, "/")
+        response = client.get(PLUGIN_ROUTE + f"overview?run={tensorboard_run}")
+        assert response.status_code == 200, response.get_data(as_text=True)
+        view = response.get_json()
+        assert tuple(view["steps"]) == run.model_wide.steps, name
+        np.testing.assert_allclose(
+            view["model_dead_fraction"], run.model_wide.dead_fractions, atol=1e-6
+        )
+        assert [(e["fix"], e["step"], e["site"]) for e in view["fix_events"]] == [
+            (fix.fix, fix.step, fix.site) for fix in run.fixes
+        ]
+
+
+# ------------------------------------------------------------------ --plot
+def test_plot_with_an_unsupported_extension_exits_2_before_the_table(
+    logs, tmp_path, capsys
+):
+    root, _ = logs
+    figure = tmp_path / "out.xyz"
+    assert main(["report", str(root), "--plot", str(figure)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    error_lines = captured.err.strip().splitlines()
+    assert len(error_lines) == 1
+    assert "'.xyz'" in error_lines[0] and ".png" in error_lines[0]
+    assert not figure.exists()
+
+
+def test_plot_without_extension_names_the_png_it_wrote(logs, tmp_path, capsys):
+    root, _ = logs
+    figure = tmp_path / "noext"
+    assert main(["report", str(root), "--plot", str(figure)]) == 0
+    written = tmp_path / "noext.png"
+    assert written.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert os.listdir(tmp_path) == ["noext.png"]
+    assert capsys.readouterr().out.endswith(f"wrote {written}\n")
+
+
+def test_fixes_at_one_step_share_one_label(tmp_path, capsys):
+    _, monitor = _fit(tmp_path / "logs", dying_bias=-5.0, fix=["lower_lr", "revive"])
+    first_step = monitor.events[0].step
+    names = []
+    for event in monitor.events:
+        if event.step == first_step and event.fix not in names:
+            names.append(event.fix)
+    assert len(names) == 2  # the test needs two fixes at one step
+    figure = tmp_path / "fixes.svg"
+    assert main(["report", str(tmp_path / "logs"), "--plot", str(figure)]) == 0
+    assert f"wrote {figure}" in capsys.readouterr().out
+    # Matplotlib's SVG draws text as paths, each after a comment with the text.
+    svg = figure.read_text()
+    assert f"<!-- {', '.join(names)} -->" in svg
+    for name in names:
+        assert f"<!-- {name} -->" not in svg
+
+
+# ------------------------------------------------------- folders and wording
+def test_runs_behind_symlinks_are_found_once(logs, tmp_path, capsys):
+    root, fits = logs
+    logdir = tmp_path / "logdir"
+    logdir.mkdir()
+    try:
+        (logdir / "linked").symlink_to(root / "plain", target_is_directory=True)
+        (logdir / "linked" / "loop").symlink_to(logdir, target_is_directory=True)
+    except OSError as error:  # e.g. Windows without the privilege
+        pytest.skip(f"cannot make symbolic links here: {error}")
+    try:
+        runs = read_runs(logdir)
+    finally:
+        os.unlink(root / "plain" / "loop")
+    assert [run.name.replace(os.sep, "/") for run in runs] == ["linked/dead_neurons"]
+    history, _ = fits["plain/dead_neurons"]
+    np.testing.assert_allclose(
+        runs[0].model_wide.dead_fractions, history["dead_fraction"], atol=1e-6
+    )
+
+
+def test_header_names_the_window_length_and_the_exact_threshold(tmp_path, capsys):
+    history, _ = _fit(tmp_path / "logs", dying_bias=0.0, fix=None, epochs=2, freq=3)
+    records = read_run(str(tmp_path / "logs" / "dead_neurons"))
+    windows = len(scalar_series(records, "dead_fraction"))
+    assert windows > 1
+    assert main(["report", str(tmp_path / "logs"), "--threshold", "0.005"]) == 0
+    output = capsys.readouterr().out
+    assert (
+        f"({windows} windows, one per 3 steps, threshold 0.5% from --threshold)"
+        in output
+    )
+    assert re.search(r"\bfirst >= 0\.5%\s", output.splitlines()[1] + " ")
+    assert history
+
+
+def test_site_tags_without_the_model_wide_tag_are_named(tmp_path, capsys):
+    import tensorflow as tf
+
+    # As examples/custom_training_loop.py writes: per-site fractions only.
+    model = _model(dying_bias=-5.0)
+    writer = tf.summary.create_file_writer(str(tmp_path / "loop"))
+    with writer.as_default(step=1):
+        for name, fraction in kd.dead_fractions(model, X).items():
+            tf.summary.scalar(f"dead_fraction/{name}", fraction)
+    writer.close()
+    assert main(["report", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert str(tmp_path / "loop") in err
+    assert "no model-wide 'dead_fraction' tag" in err
+    assert "no event file with a 'dead_fraction' tag" not in err

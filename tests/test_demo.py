@@ -3,9 +3,11 @@
 import os
 import re
 
+import pytest
 from event_files import read_run
 
 from keras_deadrelu import demo
+from keras_deadrelu.command_line import main
 
 
 def test_quick_demo_prints_the_table_and_writes_one_run_per_arm(tmp_path, capsys):
@@ -31,6 +33,9 @@ def test_quick_demo_prints_the_table_and_writes_one_run_per_arm(tmp_path, capsys
         assert [step for step, _, _ in records["dead_fraction"]] == [0, 1, 2]
 
 
-def test_demo_rejects_a_bad_epoch_count(tmp_path, capsys):
-    assert demo.main(["--epochs", "0", "--logdir", str(tmp_path)]) == 2
-    assert "--epochs must be >= 1" in capsys.readouterr().out
+@pytest.mark.parametrize("epochs", ["0", "-1", "two"])
+def test_demo_rejects_a_bad_epoch_count(tmp_path, capsys, epochs):
+    assert main(["demo", "--epochs", epochs, "--logdir", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert "keras-deadrelu demo: error: argument --epochs" in captured.err
+    assert captured.out == "" and not os.listdir(tmp_path)

@@ -14,10 +14,7 @@ def test_compare_layers_prints_a_table_and_writes_one_run_per_arm(tmp_path):
         [
             sys.executable,
             os.path.join(ROOT, "examples", "compare_layers.py"),
-            "--epochs",
-            "2",
-            "--samples",
-            "400",
+            "--quick",
             "--logdir",
             str(tmp_path),
         ],

@@ -242,3 +242,35 @@ def test_same_answers_from_tensorboards_rust_data_server(client, logs):
     assert get_json(fast, "site?run=revive&site=h1") == get_json(
         client, "site?run=revive&site=h1"
     )
+
+
+def test_a_reloading_app_shows_runs_written_after_it_started(tmp_path, logs):
+    """``reload_interval`` > 0 reloads in a thread, as ``tensorboard`` does."""
+    import shutil
+    import time
+
+    from werkzeug import test as werkzeug_test
+    from werkzeug import wrappers
+
+    from keras_deadrelu.tensorboard_plugin.wsgi import tensorboard_wsgi_app
+
+    once = werkzeug_test.Client(tensorboard_wsgi_app(tmp_path), wrappers.Response)
+    reloading = werkzeug_test.Client(
+        tensorboard_wsgi_app(tmp_path, reload_interval=0.5), wrappers.Response
+    )
+    assert get_json(once, "runs")["runs"] == get_json(reloading, "runs")["runs"] == []
+    shutil.copytree(os.path.join(logs[0], "revive"), tmp_path / "revive")
+    expected = get_json(tensorboard_client(tmp_path), "overview?run=revive")
+    deadline = time.monotonic() + 60
+    while not get_json(reloading, "runs")["runs"]:
+        assert time.monotonic() < deadline, "the run never appeared"
+        time.sleep(0.2)
+    assert get_json(reloading, "overview?run=revive") == expected
+    assert get_json(once, "runs")["runs"] == []  # read once, when it was made
+
+
+def test_reload_interval_is_checked():
+    from keras_deadrelu.tensorboard_plugin.wsgi import tensorboard_wsgi_app
+
+    with pytest.raises(ValueError, match=r"reload_interval=-1"):
+        tensorboard_wsgi_app("logs", reload_interval=-1)
