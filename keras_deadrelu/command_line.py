@@ -17,8 +17,11 @@ from keras_deadrelu import check_model, report
 PROG = "keras-deadrelu"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser; ``demo`` takes its own arguments (see ``main``)."""
+def build_parser() -> tuple[
+    argparse.ArgumentParser, dict[str, argparse.ArgumentParser]
+]:
+    """The top-level parser and the subcommands' parsers by name; ``demo``
+    takes its own arguments (see ``main``)."""
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Find, show and fix dying ReLUs in Keras models.",
@@ -35,23 +38,23 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
         help="run the worked example (see 'keras-deadrelu demo --help')",
     )
-    report.add_arguments(
-        commands.add_parser(
+    subcommands = {
+        "report": commands.add_parser(
             "report",
             help="summarise DeadNeuronMonitor logs under a TensorBoard LOGDIR",
             description="Per run and site: final and peak dead %, the first "
             "window at or above the threshold, and the fixes applied.",
-        )
-    )
-    check_model.add_arguments(
-        commands.add_parser(
+        ),
+        "check": commands.add_parser(
             "check",
             help="measure the dead units of a saved .keras model on a .npy array",
             description="Runs the model over the data and prints each site's "
             "dead %. Bad inputs exit with code 2.",
-        )
-    )
-    return parser
+        ),
+    }
+    report.add_arguments(subcommands["report"])
+    check_model.add_arguments(subcommands["check"])
+    return parser, subcommands
 
 
 def _run_demo(demo_argv: list[str]) -> int:
@@ -71,13 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     raising ``SystemExit``; ``--help`` and ``--version`` return 0.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    parser, subcommands = build_parser()
     try:
         args, extra = parser.parse_known_args(argv)
         if args.command == "demo":
             return _run_demo(extra)
-        if extra:
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        if extra:  # with the subcommand's usage line
+            subcommands[args.command].error(
+                f"unrecognized arguments: {' '.join(extra)}"
+            )
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else 2
     if args.command == "report":

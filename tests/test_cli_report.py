@@ -188,6 +188,16 @@ def test_missing_logdir_exits_2(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "command, arguments", [("report", ["logs"]), ("check", ["m.keras", "x.npy"])]
+)
+def test_an_unknown_option_shows_the_subcommands_usage(capsys, command, arguments):
+    assert main([command, *arguments, "--bogus"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: keras-deadrelu {command} ")
+    assert "unrecognized arguments: --bogus" in err
+
+
 def test_corrupt_and_truncated_files_are_skipped(logs, tmp_path, capsys):
     root, fits = logs
     logdir = tmp_path / "logs"

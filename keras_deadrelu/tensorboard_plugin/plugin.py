@@ -150,9 +150,9 @@ class DeadNeuronsPlugin(base_plugin.TBPlugin):
     def _arguments(request, allowed: tuple[str, ...]) -> dict[str, str]:
         unknown = sorted(set(request.args) - set(allowed))
         if unknown:
+            takes = ", ".join(allowed) if allowed else "no parameters"
             raise BadRequest(
-                f"unknown parameter {unknown[0]!r}; this route takes "
-                f"{', '.join(allowed)}"
+                f"unknown parameter {unknown[0]!r}; this route takes {takes}"
             )
         for name in request.args:
             if len(request.args.getlist(name)) > 1:

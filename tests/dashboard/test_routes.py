@@ -167,7 +167,7 @@ def test_max_windows_downsamples_to_the_worst_window(client):
         ("site?run=revive&site=nope", "unknown site 'nope' in run 'revive'"),
         ("site?run=nope&site=h1", "unknown run 'nope'"),
         ("site?run=revive&site=h1&unit=3", "unknown parameter 'unit'"),
-        ("runs?run=revive", "unknown parameter 'run'"),
+        ("runs?run=revive", "unknown parameter 'run'; this route takes no parameters"),
     ],
 )
 def test_bad_parameters_get_400_naming_them(client, route, message):
