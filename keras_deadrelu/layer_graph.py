@@ -37,6 +37,9 @@ _CHANNEL_PRESERVING = (
     keras.layers.GlobalMaxPooling3D,
 )
 
+#: Activations that mix a sample's channels (not elementwise).
+_MIXING_ACTIVATIONS = ("softmax", "log_softmax")
+
 _DENSE_OR_CONV = (
     keras.layers.Dense,
     keras.layers.Conv1D,
@@ -86,7 +89,35 @@ def input_axis(layer: Any) -> int | None:
 
 
 def _consumers(layer: Any) -> list[Any]:
-    return [node.operation for node in getattr(layer, "_outbound_nodes", [])]
+    """The operations called on `layer`'s output, less dangling ones: an
+    operation that is not a layer and feeds nothing, such as the cast that a
+    float32 layer's autocast records after a float16 site under mixed
+    precision."""
+    consumers = []
+    for node in getattr(layer, "_outbound_nodes", []):
+        operation = node.operation
+        dangling = not isinstance(operation, keras.layers.Layer) and not getattr(
+            operation, "_outbound_nodes", None
+        )
+        if not dangling:
+            consumers.append(operation)
+    return consumers
+
+
+def _keeps_channels(layer: Any, site: Site) -> bool:
+    """Whether `layer`, met after `site`, keeps each of its channels apart."""
+    if isinstance(layer, keras.layers.Activation):
+        name = getattr(layer.activation, "__name__", "")
+        return name not in _MIXING_ACTIVATIONS  # softmax mixes the channels
+    if isinstance(layer, keras.layers.BatchNormalization):
+        rank = len(site.layer.output.shape)
+        axes = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
+        return [axis % rank for axis in axes] == [site.channel_axis % rank]
+    return isinstance(layer, _CHANNEL_PRESERVING) or (
+        isinstance(layer, keras.layers.Layer)
+        and type(layer).__module__.startswith("keras_deadrelu.layers")
+        and not hasattr(layer, "kernel")
+    )
 
 
 def _producers(layer: Any) -> list[Any]:
@@ -107,6 +138,13 @@ def incoming_layer(site: Site) -> Any | None:
     return None
 
 
+def feeds_only(layer: Any, site: Site) -> bool:
+    """Whether `layer` (the site's incoming layer) feeds the site and nothing
+    else: new weights in a layer that also feeds another branch would change
+    that branch."""
+    return layer is site.layer or _consumers(layer) == [site.layer]
+
+
 def outgoing_layer(site: Site) -> tuple[Any | None, list[Any], str]:
     """The next weighted layer fed by the site's units, the channel-preserving
     layers on the way, or None and why not."""
@@ -118,11 +156,7 @@ def outgoing_layer(site: Site) -> tuple[Any | None, list[Any], str]:
             reason = "no consumer" if not consumers else "several consumers"
             return None, between, reason
         (consumer,) = consumers
-        if isinstance(consumer, _CHANNEL_PRESERVING) or (
-            isinstance(consumer, keras.layers.Layer)
-            and type(consumer).__module__.startswith("keras_deadrelu.layers")
-            and not hasattr(consumer, "kernel")
-        ):
+        if _keeps_channels(consumer, site):
             between.append(consumer)
             current = consumer
             continue

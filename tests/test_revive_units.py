@@ -300,3 +300,147 @@ def test_a_site_revive_cannot_reach_is_named_once_and_left_alone():
         np.testing.assert_array_equal(before, after.numpy())  # learning rate 0
     (_, _, diagnosis), *_ = monitor.diagnoses
     assert "fix='revive' needs a Dense or Conv kernel" in diagnosis.advice
+
+
+def _dead_mlp_with(activation_layers):
+    """Dense "pre" (16 units, 8 born dead) -> `activation_layers` -> next."""
+    inputs = keras.Input((8,))
+    hidden = keras.layers.Dense(
+        16,
+        name="pre",
+        kernel_initializer=keras.initializers.RandomNormal(stddev=0.2),
+        bias_initializer=HALF_DEAD_BIAS,
+    )(inputs)
+    for layer in activation_layers:
+        hidden = layer(hidden)
+    hidden = keras.layers.Dense(4, activation="tanh", name="next")(hidden)
+    model = keras.Model(inputs, keras.layers.Dense(1, name="head")(hidden))
+    model.compile(keras.optimizers.Adam(0.01), "mse")
+    return model
+
+
+@pytest.mark.parametrize(
+    "activation, kind",
+    [
+        (keras.layers.Activation("elu", name="hidden"), "elu"),
+        (keras.layers.Activation("selu", name="hidden"), "selu"),
+        (keras.layers.LeakyReLU(0.3, name="hidden"), "leaky_relu"),
+        (kd.layers.PReLU(name="hidden"), "prelu"),
+    ],
+    ids=["elu", "selu", "leaky", "prelu"],
+)
+def test_sites_whose_dead_units_output_values_are_not_revived(activation, kind):
+    # A dead ELU unit outputs about -alpha, a leaky one slope * z: zeroing its
+    # outgoing weights would change the output.
+    model = _dead_mlp_with([activation])
+    predictions = model.predict(X, verbose=0)
+    weights, _ = snapshot(model)
+    sites = kd.find_sites(model)
+    reason = f"its dead units still output values other than 0 ({kind})"
+    assert ReviveUnits().sites_out_of_reach(sites) == {"hidden": reason}
+    statistics, result = revive(model)
+    assert statistics.dead_count == 8 and result is None
+    np.testing.assert_array_equal(model.predict(X, verbose=0), predictions)
+    for path, value in snapshot(model)[0].items():
+        np.testing.assert_array_equal(value, weights[path], err_msg=path)
+
+
+def test_a_pre_activation_layer_that_feeds_another_branch_is_not_revived():
+    inputs = keras.Input((8,))
+    pre = keras.layers.Dense(16, name="pre", bias_initializer=HALF_DEAD_BIAS)(inputs)
+    relu = keras.layers.ReLU(name="hidden")(pre)
+    merged = keras.layers.Add()(
+        [keras.layers.Dense(4)(relu), keras.layers.Dense(4)(pre)]
+    )
+    model = keras.Model(inputs, keras.layers.Dense(1)(merged))
+    model.compile(keras.optimizers.Adam(0.01), "mse")
+    predictions = model.predict(X, verbose=0)
+    reasons = ReviveUnits().sites_out_of_reach(kd.find_sites(model))
+    assert reasons == {"hidden": "pre also feeds other layers"}
+    statistics, result = revive(model)
+    assert statistics.dead_count == 8 and result is None
+    np.testing.assert_array_equal(model.predict(X, verbose=0), predictions)
+
+
+def test_a_softmax_between_stops_the_walk_to_the_next_kernel():
+    model = half_dead_mlp([keras.layers.Activation("softmax", name="mixer")])
+    _, (_, _, detail) = revive(model)
+    assert "next weighted layer unknown (mixer (Activation) mixes units)" in detail
+
+
+def test_batch_norm_over_positions_stops_the_walk_to_the_next_kernel():
+    # BatchNormalization(axis=1) of a (batch, time, units) Dense output: a dead
+    # unit's 0 becomes a constant per time step, which no bias can take.
+    inputs = keras.Input((4, 8))
+    hidden = keras.layers.Dense(
+        16, activation="relu", name="hidden", bias_initializer=HALF_DEAD_BIAS
+    )(inputs)
+    normalised = keras.layers.BatchNormalization(axis=1, name="mixer")(hidden)
+    outputs = keras.layers.Dense(4, name="next")(normalised)
+    model = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Flatten()(outputs)))
+    model.compile(keras.optimizers.Adam(0.01), "mse")
+    x = X[:64].reshape(16, 4, 8)
+    sites, window = window_statistics(model, x)
+    assert window["hidden"].dead_count == 8
+    _, _, detail = ReviveUnits().apply(model, sites[0], window["hidden"])
+    assert "next weighted layer unknown (mixer (BatchNormalization) mixes" in detail
+
+
+def test_a_float32_head_after_a_float16_site_is_the_next_layer():
+    # Under mixed precision the float32 head autocasts its input: Keras records
+    # that cast as a second, dangling consumer of the site.
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        inputs = keras.Input((8,))
+        hidden = keras.layers.Dense(
+            16, activation="relu", name="hidden", bias_initializer=HALF_DEAD_BIAS
+        )(inputs)
+        outputs = keras.layers.Dense(1, name="next", dtype="float32")(hidden)
+        model = keras.Model(inputs, outputs)
+        model.compile(keras.optimizers.Adam(0.01), "mse")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    predictions = model.predict(X, verbose=0)
+    statistics, (_, _, detail) = revive(model)
+    assert statistics.dead_count == 8 and "outgoing weights in next zeroed" in detail
+    np.testing.assert_allclose(model.predict(X, verbose=0), predictions, atol=1e-6)
+
+
+def test_revived_units_survive_the_moving_average_written_back_at_the_end():
+    # With use_ema, fit ends by writing the weights' moving averages over them.
+    keras.utils.set_random_seed(4)
+    model = half_dead_mlp()
+    model.compile(keras.optimizers.Adam(0.01, use_ema=True), "mse")
+    monitor = kd.DeadNeuronMonitor(log_dir=None, fix="revive", verbose=0)
+    model.fit(X, Y, epochs=2, batch_size=64, verbose=0, callbacks=[monitor])
+    assert [event.epoch for event in monitor.events] == [0]
+    bias = model.get_layer("hidden").bias.numpy()
+    assert bias[:8].min() > -1.0  # not back at -5
+    assert kd.dead_fractions(model, X)["hidden"] < 0.5
+
+
+def test_a_plain_function_initializer_draws_the_new_weights():
+    def small_normal(shape, dtype=None):
+        return keras.random.normal(shape, stddev=0.2, dtype=dtype)
+
+    inputs = keras.Input((8,))
+    hidden = keras.layers.Dense(
+        16,
+        activation="relu",
+        name="hidden",
+        kernel_initializer=small_normal,
+        bias_initializer=HALF_DEAD_BIAS,
+    )(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(1, name="next")(hidden))
+    model.compile(keras.optimizers.Adam(0.01), "mse")
+    predictions = model.predict(X, verbose=0)
+    statistics, (revived, _, _) = revive(model)
+    assert revived == 8
+    np.testing.assert_allclose(model.predict(X, verbose=0), predictions, atol=1e-6)
+    _, window = window_statistics(model, X)
+    assert window["hidden"].dead_count < 8
+
+
+def test_revive_bias_must_not_be_negative():
+    with pytest.raises(ValueError, match=r"`bias` must be >= 0.*bias=-1"):
+        ReviveUnits(bias=-1)

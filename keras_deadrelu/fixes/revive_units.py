@@ -12,10 +12,18 @@ For each dead unit of a site:
    entries are reset to zero, so stale moments do not throw the fresh weights.
 
 The next weighted layer is found by following the model's graph through
-layers that keep units in place (Dropout, BatchNormalization, pooling,
-activations). Where it cannot be determined (a Flatten or Reshape mixes the
-units with positions, several consumers, a nested model boundary), only the
-incoming weights are revived, and the event says so.
+layers that keep units in place (Dropout, BatchNormalization on the channel
+axis, pooling, elementwise activations). Where it cannot be determined (a
+Flatten or Reshape mixes the units with positions, several consumers, a
+nested model boundary), only the incoming weights are revived, and the event
+says so. An optimizer's moving averages of the weights (``use_ema=True``)
+take the new values too, so the end of ``fit`` does not bring back the dead
+ones.
+
+Only sites whose dead units output exactly 0 are revived (ReLU, ReLU6, a
+Leaky ReLU of slope 0): a dead ELU, SELU or Leaky ReLU unit still outputs
+values, so removing it would change the model's output; and only where the
+layer that computes the site feeds nothing else.
 """
 
 from __future__ import annotations
@@ -26,16 +34,45 @@ import keras
 import numpy as np
 
 from keras_deadrelu._validation import check_number
+from keras_deadrelu.counters import NON_NEGATIVE_KINDS
 from keras_deadrelu.fixes.base import Fix
 from keras_deadrelu.fixes.lower_learning_rate import innermost_optimizer
 from keras_deadrelu.layer_graph import (
+    feeds_only,
     incoming_layer,
     input_axis,
     outgoing_layer,
     output_axis,
 )
-from keras_deadrelu.sites import Site
+from keras_deadrelu.sites import Site, layer_kind
 from keras_deadrelu.unit_statistics import SiteStatistics
+
+
+def _negative_slope(layer: Any) -> float | None:
+    """The Leaky ReLU slope of a layer or of its activation, if it has one."""
+    for owner in (layer, getattr(layer, "activation", None)):
+        slope = getattr(owner, "negative_slope", None)
+        if slope is not None:
+            return float(np.asarray(keras.ops.convert_to_numpy(slope)))
+    return None
+
+
+def why_not_revivable(site: Site) -> str | None:
+    """Why reviving `site`'s dead units would change the model's output (None
+    when it would not): its dead units output values other than 0, or no
+    Dense or Conv kernel computes it and only it."""
+    kind = layer_kind(site.layer) or site.kind
+    zero_when_dead = kind in NON_NEGATIVE_KINDS or (
+        kind == "leaky_relu" and _negative_slope(site.layer) == 0.0
+    )
+    if not zero_when_dead:
+        return f"its dead units still output values other than 0 ({kind})"
+    layer = incoming_layer(site)
+    if layer is None:
+        return "no Dense or Conv kernel feeds it directly"
+    if not feeds_only(layer, site):
+        return f"{layer.name} also feeds other layers"
+    return None
 
 
 def _constant_after(site: Site, between: list[Any]) -> np.ndarray:
@@ -56,9 +93,10 @@ def _constant_after(site: Site, between: list[Any]) -> np.ndarray:
 
 
 def _fold_constant_into_bias(
-    consumer: Any, constant: np.ndarray, units: np.ndarray
+    consumer: Any, constant: np.ndarray, units: np.ndarray, optimizer: Any
 ) -> str | None:
-    """Adds the dead channels' constant contribution to `consumer`'s bias.
+    """Adds the dead channels' constant contribution to `consumer`'s bias (and
+    to its moving average, if the optimizer keeps one).
 
     Returns why it cannot be done exactly, or None when done.
     """
@@ -74,6 +112,10 @@ def _fold_constant_into_bias(
     shift = constant[units] @ taps[units, :]
     bias = np.asarray(keras.ops.convert_to_numpy(consumer.bias.value), np.float64)
     consumer.bias.assign((bias + shift).astype("float32"))
+    average = None if optimizer is None else _moving_average(optimizer, consumer.bias)
+    if average is not None:
+        moved = np.asarray(keras.ops.convert_to_numpy(average.value), np.float64)
+        average.assign((moved + shift).astype("float32"))
     return None
 
 
@@ -118,6 +160,37 @@ def _set_entries(variable: Any, axis: int, units: np.ndarray, values: Any) -> No
     variable.assign(array)
 
 
+def _moving_average(optimizer: Any, variable: Any) -> Any | None:
+    """The optimizer's moving average of `variable` (``use_ema=True``), which
+    ``fit`` writes over the weights when it ends."""
+    optimizer = innermost_optimizer(optimizer)
+    averages = getattr(optimizer, "_model_variables_moving_average", None)
+    find_index = getattr(optimizer, "_get_variable_index", None)
+    if not averages or find_index is None:
+        return None
+    try:
+        average = averages[find_index(variable)]
+    except (KeyError, ValueError, IndexError):
+        return None
+    same_shape = tuple(getattr(average, "shape", ())) == tuple(variable.shape)
+    return average if same_shape and hasattr(average, "assign") else None
+
+
+def _set_weights(
+    optimizer: Any, variable: Any, axis: int, units: np.ndarray, values: Any
+) -> int:
+    """Sets entries of `variable` (and of its moving average, if the optimizer
+    keeps one) and zeroes them in its optimizer slots; returns the number of
+    slots reset."""
+    _set_entries(variable, axis, units, values)
+    if optimizer is None:
+        return 0
+    average = _moving_average(optimizer, variable)
+    if average is not None:
+        _set_entries(average, axis, units, values)
+    return _reset_slots(optimizer, variable, axis, units)
+
+
 def _reset_slots(optimizer: Any, variable: Any, axis: int, units: np.ndarray) -> int:
     reset = 0
     for slot in _slots(optimizer, variable):
@@ -134,7 +207,10 @@ def _reseeded(initializer: Any) -> Any:
     with. The new seed comes from NumPy's global generator, so
     ``keras.utils.set_random_seed`` makes revivals reproducible.
     """
-    config = initializer.get_config()
+    get_config = getattr(initializer, "get_config", None)
+    if get_config is None:
+        return initializer  # a plain function: called afresh
+    config = get_config()
     if "seed" not in config:
         return initializer
     config["seed"] = int(np.random.randint(0, 2**31 - 1))
@@ -169,24 +245,23 @@ class ReviveUnits(Fix):
 
     def __init__(self, bias: float = 0.01, cooldown: int = 1):
         super().__init__(cooldown)
-        self.bias = check_number("bias", bias)
+        self.bias = check_number("bias", bias, minimum=0)
 
     def sites_out_of_reach(self, sites: list[Site]) -> dict[str, str]:
-        """Sites not computed by a Dense/Conv kernel, directly or through an
-        activation layer right after one (a BatchNormalization between, a
-        depthwise or separable conv, a layer without a kernel)."""
-        return {
-            site.name: "no Dense or Conv kernel feeds it directly"
-            for site in sites
-            if incoming_layer(site) is None
-        }
+        """Sites whose revival would change the model's output: their dead
+        units output values other than 0 (ELU, SELU, Leaky ReLU), or no
+        Dense/Conv kernel computes them and only them (a BatchNormalization
+        between, a depthwise or separable conv, a layer that also feeds
+        another branch)."""
+        reasons = {site.name: why_not_revivable(site) for site in sites}
+        return {name: reason for name, reason in reasons.items() if reason}
 
     def apply(
         self, model: Any, site: Site, statistics: SiteStatistics
     ) -> tuple[int, int, str] | None:
+        if why_not_revivable(site) is not None:
+            return None  # (named once when fit starts; or made leaky since)
         layer = incoming_layer(site)
-        if layer is None:
-            return None
         axis = output_axis(layer)
         channels = int(layer.kernel.shape[axis])
         dead = _dead_channels(statistics.dead, channels, site.channel_axis)
@@ -198,14 +273,11 @@ class ReviveUnits(Fix):
         fresh = _reseeded(layer.kernel_initializer)(
             tuple(layer.kernel.shape), dtype="float32"
         )
-        _set_entries(layer.kernel, axis, units, keras.ops.convert_to_numpy(fresh))
-        slots = 0
-        if optimizer is not None:
-            slots += _reset_slots(optimizer, layer.kernel, axis, units)
+        slots = _set_weights(
+            optimizer, layer.kernel, axis, units, keras.ops.convert_to_numpy(fresh)
+        )
         if getattr(layer, "bias", None) is not None:
-            _set_entries(layer.bias, 0, units, self.bias)
-            if optimizer is not None:
-                slots += _reset_slots(optimizer, layer.bias, 0, units)
+            slots += _set_weights(optimizer, layer.bias, 0, units, self.bias)
 
         consumer, between, reason = outgoing_layer(site)
         if consumer is not None and not consumer.trainable:
@@ -213,15 +285,13 @@ class ReviveUnits(Fix):
             consumer, reason = None, f"{consumer.name} is frozen"
         if consumer is not None and between:
             problem = _fold_constant_into_bias(
-                consumer, _constant_after(site, between), units
+                consumer, _constant_after(site, between), units, optimizer
             )
             if problem is not None:
                 consumer, reason = None, problem
         if consumer is not None:
             consumer_axis = input_axis(consumer)
-            _set_entries(consumer.kernel, consumer_axis, units, 0.0)
-            if optimizer is not None:
-                slots += _reset_slots(optimizer, consumer.kernel, consumer_axis, units)
+            slots += _set_weights(optimizer, consumer.kernel, consumer_axis, units, 0.0)
             outgoing = f"outgoing weights in {consumer.name} zeroed"
         else:
             outgoing = f"incoming weights only: next weighted layer unknown ({reason})"
