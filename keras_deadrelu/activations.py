@@ -37,10 +37,12 @@ def elu(x: Any, alpha: Any = 1.0) -> Any:
     f(x) = alpha * (exp(x) - 1)   for x <= 0
     ```
 
-    With a Python number for `alpha` this uses the backend's fused ELU kernel
-    (`keras.ops.elu`, one pass forward and one backward); with a tensor for
-    `alpha` it computes `expm1(minimum(x, 0))`, so the exponential never sees
-    a large positive input.
+    It runs the backend's fused unit ELU kernel (`keras.ops.elu`, whose
+    exponential never sees a large positive input) and, for `alpha != 1`,
+    multiplies it by `where(x > 0, 1, alpha)`. The gradient at `x = 0` is
+    `alpha`, the `x <= 0` branch's (as in `keras.layers.ELU`), on every
+    backend: the branch is picked by `x > 0`, not by how a backend breaks
+    ties in `maximum`.
 
     Args:
         x: Input tensor.
@@ -62,20 +64,24 @@ def elu(x: Any, alpha: Any = 1.0) -> Any:
     - [Clevert et al., 2016](https://arxiv.org/abs/1511.07289)
     """
     x = ops.convert_to_tensor(x)
-    if not _is_python_number(alpha):
-        alpha = ops.cast(alpha, x.dtype)
-        negative_part = alpha * ops.expm1(ops.minimum(x, ops.cast(0, x.dtype)))
-        return ops.where(x > 0, x, negative_part)
-    alpha = check_number("alpha", alpha, minimum=0, minimum_inclusive=False)
-    unit_elu = ops.elu(x)
-    if alpha == 1.0:
-        return unit_elu
-    scaled_elu = ops.cast(alpha, x.dtype) * unit_elu
-    # For x > 0 the unit ELU is x > alpha * x when alpha < 1 (and < when
-    # alpha > 1); for x <= 0 the order flips. One max/min picks the branch.
-    if alpha < 1.0:
-        return ops.maximum(unit_elu, scaled_elu)
-    return ops.minimum(unit_elu, scaled_elu)
+    if _is_python_number(alpha):
+        alpha = check_number("alpha", alpha, minimum=0, minimum_inclusive=False)
+        if alpha == 1.0:
+            # Both branches have slope 1 at x = 0: the kernel alone is right.
+            return ops.elu(x)
+    return _scaled_unit_elu(x, ops.cast(1, x.dtype), ops.cast(alpha, x.dtype))
+
+
+def _scaled_unit_elu(x: Any, positive_scale: Any, negative_scale: Any) -> Any:
+    """`positive_scale * x` for x > 0, `negative_scale * expm1(x)` for x <= 0.
+
+    `elu(x) * where(x > 0, positive_scale, negative_scale)`: the fused unit
+    ELU (finite gradient everywhere) times a factor picked by `x > 0`, so the
+    gradient at `x = 0` is the `x <= 0` branch's, `negative_scale`. Its
+    gradient for `x` is the ELU kernel's gradient and one multiply, cheaper
+    than a `where` over two branches or a `maximum`.
+    """
+    return ops.elu(x) * ops.where(x > 0, positive_scale, negative_scale)
 
 
 def selu(x: Any) -> Any:

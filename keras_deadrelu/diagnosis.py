@@ -129,17 +129,32 @@ def diagnose(
     )
 
 
+def host_array(weights: Any) -> np.ndarray | None:
+    """A layer's weights as a NumPy array: a variable's value, or a tensor the
+    layer computes from its variables (``Dense.enable_lora()`` makes
+    ``layer.kernel`` ``base + A @ B``, not a variable). None for what cannot be
+    read (a symbolic tensor)."""
+    if weights is None:
+        return None
+    if isinstance(weights, keras.Variable):
+        weights = weights.value
+    try:
+        return np.asarray(keras.ops.convert_to_numpy(weights))
+    except Exception:  # noqa: BLE001 - evidence is optional; fit goes on
+        return None
+
+
 def _parameters(layer: Any) -> np.ndarray | None:
     """The layer's kernel and bias as one flat float32 vector (a high learning
     rate throws both; a bias driven down is the usual way units die from
     it)."""
-    kernel = getattr(layer, "kernel", None)
+    kernel = host_array(getattr(layer, "kernel", None))
     if kernel is None:
         return None
-    parts = [keras.ops.convert_to_numpy(kernel.value).reshape(-1)]
-    bias = getattr(layer, "bias", None)
+    parts = [kernel.reshape(-1)]
+    bias = host_array(getattr(layer, "bias", None))
     if bias is not None:
-        parts.append(keras.ops.convert_to_numpy(bias.value).reshape(-1))
+        parts.append(bias.reshape(-1))
     return np.concatenate(parts).astype(np.float32, copy=False)
 
 
@@ -224,16 +239,16 @@ def bias_evidence(
     the layer's input over the window.
     """
     input_rms = None if input_mean_square is None else float(np.sqrt(input_mean_square))
-    bias_variable = getattr(layer, "bias", None)
-    if bias_variable is None or not dead_channels.any():
+    if not dead_channels.any():
         return None, None, input_rms
-    bias = np.asarray(keras.ops.convert_to_numpy(bias_variable.value), np.float64)
-    if bias.shape != dead_channels.shape:
+    bias = host_array(getattr(layer, "bias", None))
+    if bias is None or bias.shape != dead_channels.shape:
         return None, None, input_rms
+    bias = bias.astype(np.float64)
     spread = None
-    if input_rms is not None:
-        kernel = np.asarray(keras.ops.convert_to_numpy(layer.kernel.value), np.float64)
-        kernel = np.moveaxis(kernel, output_axis(layer), -1)
+    kernel = host_array(getattr(layer, "kernel", None))
+    if input_rms is not None and kernel is not None:
+        kernel = np.moveaxis(kernel.astype(np.float64), output_axis(layer), -1)
         norms = np.linalg.norm(kernel.reshape(-1, kernel.shape[-1]), axis=0)
         spread = float(norms[dead_channels].mean() * input_rms)
     return float(bias[dead_channels].mean()), spread, input_rms

@@ -12,10 +12,10 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-import keras
 import numpy as np
 
 from keras_deadrelu.counters import CounterRecorder
+from keras_deadrelu.diagnosis import host_array
 from keras_deadrelu.instrumentation import Instrumentation
 from keras_deadrelu.layer_graph import incoming_layer, output_axis
 from keras_deadrelu.probe import Probe
@@ -115,14 +115,14 @@ class SiteMeasurement:
         if layer is None:
             return None
         axis = output_axis(layer)
-        kernel = np.asarray(keras.ops.convert_to_numpy(layer.kernel.value))
+        kernel = host_array(layer.kernel)  # a LoRA layer's is a computed tensor
+        if kernel is None:
+            return None
         finite = np.moveaxis(np.isfinite(kernel), axis, -1)
         per_channel = ~finite.reshape(-1, finite.shape[-1]).all(axis=0)
-        bias = getattr(layer, "bias", None)
+        bias = host_array(getattr(layer, "bias", None))
         if bias is not None:
-            per_channel |= ~np.isfinite(
-                np.asarray(keras.ops.convert_to_numpy(bias.value))
-            )
+            per_channel |= ~np.isfinite(bias)
         unit_shape = np.shape(counters.positive_count)
         if len(unit_shape) == 1:
             return per_channel if unit_shape[0] == per_channel.size else None

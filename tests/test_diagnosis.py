@@ -9,7 +9,12 @@ from dying_models import X, Y, mlp
 from event_files import read_run
 
 import keras_deadrelu as kd
-from keras_deadrelu.diagnosis import SiteEvidence, WeightSnapshots, diagnose
+from keras_deadrelu.diagnosis import (
+    SiteEvidence,
+    WeightSnapshots,
+    bias_evidence,
+    diagnose,
+)
 
 
 def test_bias_cause_on_the_bias_minus_five_model(tmp_path):
@@ -155,3 +160,78 @@ def test_a_nan_move_does_not_hide_a_finite_one():
     layer.kernel.assign(np.full((3, 2), 3.0, "float32"))  # moved by 2 norms
     snapshots.record_moves({"h": layer}, where="epoch 2")
     assert snapshots.largest_recent_move("h") == (pytest.approx(2.0), "epoch 2")
+
+
+def _lora_kernel(layer: keras.layers.Dense) -> np.ndarray:
+    """A LoRA Dense's effective kernel, from its variables, in float64."""
+    a = np.asarray(layer.lora_kernel_a.numpy(), np.float64)
+    b = np.asarray(layer.lora_kernel_b.numpy(), np.float64)
+    base = np.asarray(layer._kernel.numpy(), np.float64)
+    return base + (layer.lora_alpha / layer.lora_rank) * a @ b
+
+
+def test_weight_moves_and_bias_evidence_of_a_lora_dense():
+    # With LoRA, `layer.kernel` is computed (base + A @ B), not a variable.
+    keras.utils.set_random_seed(0)
+    layer = keras.layers.Dense(4, bias_initializer=keras.initializers.Constant(-3.0))
+    layer.build((None, 6))
+    layer.enable_lora(2)
+    snapshots = WeightSnapshots()
+    snapshots.take({"h": layer})
+    before = np.concatenate([_lora_kernel(layer).ravel(), np.full(4, -3.0)])
+    layer.lora_kernel_b.assign(np.full((2, 4), 0.5, "float32"))
+    snapshots.record_moves({"h": layer}, where="epoch 1")
+    after = np.concatenate([_lora_kernel(layer).ravel(), np.full(4, -3.0)])
+    expected = np.linalg.norm(after - before) / np.linalg.norm(before)
+    assert expected > 0.1  # the LoRA factors moved the kernel
+    move, where = snapshots.largest_recent_move("h")
+    assert (move, where) == (pytest.approx(expected, rel=1e-4), "epoch 1")
+    dead = np.array([True, False, True, False])
+    bias, spread, rms = bias_evidence(layer, dead, input_mean_square=4.0)
+    norms = np.linalg.norm(_lora_kernel(layer), axis=0)
+    assert bias == pytest.approx(-3.0)
+    assert spread == pytest.approx(norms[dead].mean() * 2.0, rel=1e-5)
+    assert rms == 2.0
+
+
+@pytest.mark.parametrize("fix", [None, "lower_lr"])
+def test_the_monitor_measures_and_fixes_a_lora_dense_in_fit(fix):
+    keras.utils.set_random_seed(3)
+    bias = np.where(np.arange(16) < 8, -5.0, 0.1).astype("float32")
+    model = keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(
+                16,
+                activation="relu",
+                name="h",
+                bias_initializer=keras.initializers.Constant(bias),
+            ),
+            keras.layers.Dense(1, name="head"),
+        ]
+    )
+    model.get_layer("h").enable_lora(2)
+    model.compile(keras.optimizers.Adam(0.01), "mse")
+    monitor = kd.DeadNeuronMonitor(log_dir=None, threshold=0.3, fix=fix, verbose=0)
+    history = model.fit(X, Y, epochs=2, verbose=0, callbacks=[monitor])
+    assert np.isfinite(history.history["loss"]).all()
+    layer = model.get_layer("h")
+    # The 8 units born with bias -5 are dead: their pre-activations, from
+    # the effective (LoRA) kernel, are below zero on every sample.
+    pre = X @ _lora_kernel(layer) + layer.bias.numpy()
+    assert (pre[:, :8] < 0).all()
+    dead = monitor.last_window["h"].dead
+    np.testing.assert_array_equal(dead[:8], np.ones(8, bool))
+    (step, site, diagnosis), *_ = monitor.diagnoses
+    assert (step, site, diagnosis.cause) == (0, "h", "bias")
+    if fix is None:
+        assert monitor.events == []
+    else:
+        (event,) = monitor.events
+        assert (event.site, event.before, event.after) == (
+            "h",
+            pytest.approx(0.01),
+            pytest.approx(0.005),
+        )
+        lr = float(model.optimizer.learning_rate.numpy())
+        assert lr == pytest.approx(0.005)

@@ -298,6 +298,9 @@ def test_lower_lr_scales_a_schedule():
     model.fit(X, Y, epochs=1, verbose=0)
 
 
+DECAY = keras.optimizers.schedules.ExponentialDecay(0.1, 1000, 0.5)
+
+
 @pytest.mark.parametrize(
     "make, pattern",
     [
@@ -305,6 +308,10 @@ def test_lower_lr_scales_a_schedule():
         (lambda: LowerLearningRate(min_lr=-1), r"min_lr=-1"),
         (lambda: LowerLearningRate(cooldown=-1), r"cooldown=-1"),
         (lambda: SwapToLeakyReLU(negative_slope=0), r"negative_slope=0"),
+        (lambda: ScaledSchedule(DECAY, scale=-1), r"`scale` must be > 0.*scale=-1"),
+        (lambda: ScaledSchedule(DECAY, scale=0), r"`scale` must be > 0.*scale=0"),
+        (lambda: ScaledSchedule(DECAY, scale=np.inf), r"`scale`.*finite.*scale=inf"),
+        (lambda: ScaledSchedule(DECAY, 0.5, min_lr=-1), r"min_lr.*min_lr=-1"),
     ],
 )
 def test_fix_arguments_are_checked(make, pattern):
@@ -537,7 +544,8 @@ def test_a_subclassed_models_output_layer_is_never_touched(built):
         model(X[:1])
     model.compile(keras.optimizers.Adam(1e-3), "mse")
     monitor = kd.DeadNeuronMonitor(log_dir=None, fix="leaky_relu", verbose=0)
-    model.fit(X, np.abs(Y), epochs=2, verbose=0, callbacks=[monitor])
+    with pytest.warns(kd.DeadNeuronWarning, match="the swap is not saved"):
+        model.fit(X, np.abs(Y), epochs=2, verbose=0, callbacks=[monitor])
     assert {event.site for event in monitor.events} == {"hidden"}
     assert keras.activations.serialize(model.head.activation) == "relu"
 
@@ -571,3 +579,134 @@ def test_the_output_site_before_a_float32_cast_is_never_touched():
     assert {event.site for event in monitor.events} == {"hidden"}
     output_layer = model.get_layer("output")
     assert keras.activations.serialize(output_layer.activation) == "relu"
+
+
+class KillMoreEachEpoch(keras.callbacks.Callback):
+    """Kills `epoch + 2` more hidden units (bias -1000) at each epoch's start,
+    so the site keeps dying and `lower_lr` keeps wanting to act."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        layer = self.model.get_layer("hidden")
+        bias = layer.bias.numpy().copy()
+        bias[: epoch + 2] = -1000.0
+        layer.bias.assign(bias)
+
+
+@pytest.mark.parametrize(
+    "learning_rate, expected",
+    [
+        # 0.001 is not exact in float32: the rate reads 0.0010000000475.
+        (0.003, [(0.003, 0.0015), (0.0015, 0.001)]),
+        (0.001, []),  # at the floor from the start
+    ],
+)
+def test_lower_lr_stops_at_a_float32_inexact_floor(tmp_path, learning_rate, expected):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8,))
+    hidden = keras.layers.Dense(16, activation="relu", name="hidden")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(1, name="head")(hidden))
+    model.compile(keras.optimizers.Adam(learning_rate), "mse")
+    fix = LowerLearningRate(factor=0.5, min_lr=0.001, cooldown=0)
+    monitor = kd.DeadNeuronMonitor(log_dir=str(tmp_path), threshold=0.1, fix=fix)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(
+            X,
+            Y,
+            epochs=5,
+            verbose=0,
+            callbacks=[KillMoreEachEpoch(), monitor],
+        )
+    # The dead fraction rose in every window (2/16 ... 6/16).
+    assert [(e.before, e.after) for e in monitor.events] == [
+        (pytest.approx(before), pytest.approx(after)) for before, after in expected
+    ]
+    actions = [str(w.message) for w in caught if "applied lower_lr" in str(w.message)]
+    assert len(actions) == len(expected)
+    records = read_run(os.path.join(tmp_path, "dead_neurons"))
+    assert len(records.get("fix/lower_lr", [])) == len(expected)
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(
+        min(learning_rate, 0.001) if expected else learning_rate
+    )
+
+
+def dead_dense(name):
+    return keras.layers.Dense(
+        8,
+        activation="relu",
+        name=name,
+        bias_initializer=keras.initializers.Constant(-50.0),
+    )
+
+
+class TwoDeadLayers(keras.Model):
+    """A subclassed model: its config rebuilds both ReLU layers on loading."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.first = dead_dense("first")
+        self.second = dead_dense("second")
+        self.head = keras.layers.Dense(1, name="head")
+
+    def call(self, inputs):
+        return self.head(inputs + self.second(self.first(inputs))[:, :1])
+
+
+def functional_around_a_subclassed_model():
+    inputs = keras.Input((8,))
+    return keras.Model(inputs, TwoDeadLayers(name="inner")(inputs))
+
+
+def functional_around_a_sequential():
+    inputs = keras.Input((8,))
+    inner = keras.Sequential(
+        [keras.Input((8,)), dead_dense("first"), dead_dense("second")], name="inner"
+    )
+    return keras.Model(inputs, keras.layers.Dense(1, name="head")(inner(inputs)))
+
+
+class SubclassedWithDeadReluLeaky(keras.Model):
+    """The package's LeakyReLU keeps its slope in a weight: saved as such."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.pre = keras.layers.Dense(
+            8, name="pre", bias_initializer=keras.initializers.Constant(-50.0)
+        )
+        self.act = kd.layers.LeakyReLU(0.0, name="act")
+        self.head = keras.layers.Dense(1, name="head")
+
+    def call(self, inputs):
+        return self.head(self.act(self.pre(inputs)))
+
+
+@pytest.mark.parametrize(
+    "make, warned_about",
+    [
+        (TwoDeadLayers, "two_dead_layers"),
+        (functional_around_a_subclassed_model, "inner"),
+        (functional_around_a_sequential, None),
+        (SubclassedWithDeadReluLeaky, None),
+    ],
+)
+def test_swap_warns_once_when_a_subclassed_model_would_not_save_it(make, warned_about):
+    keras.utils.set_random_seed(0)
+    model = make()
+    model(X[:1])
+    model.compile(keras.optimizers.Adam(1e-3), "mse")
+    monitor = kd.DeadNeuronMonitor(log_dir=None, fix="leaky_relu", verbose=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(X, Y, epochs=2, verbose=0, callbacks=[monitor])
+    assert len(monitor.events) == (1 if make is SubclassedWithDeadReluLeaky else 2)
+    messages = [
+        str(w.message)
+        for w in caught
+        if w.category is kd.DeadNeuronWarning and "not saved" in str(w.message)
+    ]
+    if warned_about is None:
+        assert messages == []
+    else:
+        (message,) = messages  # once, though two sites were swapped
+        assert f"{warned_about!r}" in message
+        assert "kd.layers.LeakyReLU" in message and "save_weights" in message

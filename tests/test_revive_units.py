@@ -444,3 +444,15 @@ def test_a_plain_function_initializer_draws_the_new_weights():
 def test_revive_bias_must_not_be_negative():
     with pytest.raises(ValueError, match=r"`bias` must be >= 0.*bias=-1"):
         ReviveUnits(bias=-1)
+
+
+def test_lora_kernels_are_left_alone():
+    # With enable_lora(), a Dense layer's kernel is base + A @ B, computed.
+    model = half_dead_mlp()
+    model.get_layer("next").enable_lora(2)
+    _, (_, _, detail) = revive(model)
+    assert "incoming weights only" in detail and "next's kernel is LoRA's sum" in detail
+    model = half_dead_mlp()
+    model.get_layer("hidden").enable_lora(2)
+    reasons = ReviveUnits().sites_out_of_reach(kd.find_sites(model))
+    assert reasons == {"hidden": "hidden's kernel is LoRA's sum (base + A @ B)"}

@@ -91,7 +91,12 @@ class LowerLearningRate(Fix):
     ) -> tuple[float, float, str] | None:
         optimizer = innermost_optimizer(model.optimizer)
         before = current_learning_rate(optimizer)
-        if before <= self.min_lr:
+        # The rate is read as float32: 0.001 reads 0.0010000000475, above the
+        # Python float min_lr=0.001. Compared as float32, a rate at the floor
+        # is at the floor, and a step that changes nothing is not taken.
+        if np.float32(before) <= np.float32(self.min_lr):
+            return None
+        if np.float32(max(before * self.factor, self.min_lr)) == np.float32(before):
             return None
         previous = self._previous_dead_fraction.get(site.name)
         if site.name in self._acted_for and (

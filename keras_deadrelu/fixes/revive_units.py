@@ -70,6 +70,8 @@ def why_not_revivable(site: Site) -> str | None:
     layer = incoming_layer(site)
     if layer is None:
         return "no Dense or Conv kernel feeds it directly"
+    if getattr(layer, "lora_enabled", False):
+        return f"{layer.name}'s kernel is LoRA's sum (base + A @ B)"
     if not feeds_only(layer, site):
         return f"{layer.name} also feeds other layers"
     return None
@@ -283,6 +285,8 @@ class ReviveUnits(Fix):
         if consumer is not None and not consumer.trainable:
             # Zeroed, a frozen layer's weights would never grow back.
             consumer, reason = None, f"{consumer.name} is frozen"
+        elif consumer is not None and getattr(consumer, "lora_enabled", False):
+            consumer, reason = None, f"{consumer.name}'s kernel is LoRA's sum"
         if consumer is not None and between:
             problem = _fold_constant_into_bias(
                 consumer, _constant_after(site, between), units, optimizer

@@ -6,10 +6,17 @@ from typing import Any
 
 import keras
 
+from keras_deadrelu._validation import check_number
+
 
 @keras.saving.register_keras_serializable(package="keras_deadrelu")
 class ScaledSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """``scale * schedule(step)``, floored at `min_lr`.
+
+    Args:
+        schedule: the learning-rate schedule to scale.
+        scale: multiplier, finite and > 0.
+        min_lr: floor for the learning rate, finite and >= 0.
 
     >>> import keras
     >>> inner = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
@@ -24,8 +31,8 @@ class ScaledSchedule(keras.optimizers.schedules.LearningRateSchedule):
         min_lr: float = 0.0,
     ):
         self.schedule = schedule
-        self.scale = float(scale)
-        self.min_lr = float(min_lr)
+        self.scale = check_number("scale", scale, minimum=0, minimum_inclusive=False)
+        self.min_lr = check_number("min_lr", min_lr, minimum=0)
 
     def __call__(self, step: Any) -> Any:
         value = self.schedule(step) * self.scale

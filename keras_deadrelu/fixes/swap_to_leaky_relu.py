@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import keras
@@ -9,12 +10,34 @@ import keras
 from keras_deadrelu._validation import check_number
 from keras_deadrelu.fixes.base import Fix
 from keras_deadrelu.fixes.leaky_relu_activation import LeakyReLUActivation
-from keras_deadrelu.sites import Site, layer_kind
+from keras_deadrelu.sites import Site, layer_kind, walk_layers
+from keras_deadrelu.threshold_alerts import DeadNeuronWarning
 from keras_deadrelu.unit_statistics import SiteStatistics
 
 #: Site kinds that this fix turns into Leaky ReLU (relu6 is left alone: the
 #: swap would silently drop its cap at 6; leaky sites are leaky already).
 SWAPPABLE_KINDS = ("relu",)
+
+
+def _rebuilds_its_layers(container: Any) -> bool:
+    """Whether `container`'s config rebuilds the layers inside it from its own
+    ``__init__`` (a subclassed model or custom layer) rather than saving them
+    (Functional and Sequential models, and Keras's own wrappers, save each
+    inner layer's config, activation included)."""
+    return type(container).__module__.split(".")[0] != "keras"
+
+
+def unsaved_container(model: Any, site: Site) -> Any | None:
+    """The outermost model or layer holding `site` whose saved config does not
+    carry the site's activation (it builds the site's layer in ``__init__``),
+    or None when a ``.keras`` file saves the swap."""
+    containers = [model] + [
+        layer for name, layer in walk_layers(model) if site.name.startswith(f"{name}/")
+    ]
+    return next(
+        (container for container in containers if _rebuilds_its_layers(container)),
+        None,
+    )
 
 
 def rebuild_compiled_functions(model: Any) -> None:
@@ -41,6 +64,12 @@ class SwapToLeakyReLU(Fix):
     new activation. A site already leaky (slope > 0), a relu6 (the swap would
     drop its cap), or of another kind (PReLU, ELU, SELU), is left alone.
 
+    The swap is saved with a Functional or Sequential model. A subclassed
+    model (or custom layer) builds its layers in ``__init__`` when loaded, so
+    its swapped activation is not saved (this package's ``LeakyReLU`` keeps
+    its slope in a weight, which is): the fix warns once
+    (:class:`~keras_deadrelu.DeadNeuronWarning`) when it swaps such a site.
+
     >>> SwapToLeakyReLU(negative_slope=0.01)
     SwapToLeakyReLU(negative_slope=0.01, cooldown=0)
     """
@@ -54,6 +83,7 @@ class SwapToLeakyReLU(Fix):
         )
         # Site name -> slope, for every site this fix swapped.
         self._swapped: dict[str, float] = {}
+        self._warned_not_saved = False
 
     def apply(
         self, model: Any, site: Site, statistics: SiteStatistics
@@ -61,7 +91,31 @@ class SwapToLeakyReLU(Fix):
         result = self._swap(model, site, self.negative_slope)
         if result is not None:
             self._swapped[site.name] = self.negative_slope
+            self._warn_if_not_saved(model, site)
         return result
+
+    def _warn_if_not_saved(self, model: Any, site: Site) -> None:
+        """Warns once when the swap of `site` is not saved with the model."""
+        from keras_deadrelu.layers import LeakyReLU as DeadReluLeakyReLU
+
+        if self._warned_not_saved or isinstance(site.layer, DeadReluLeakyReLU):
+            return  # that layer's slope is a weight: saved with the weights
+        container = unsaved_container(model, site)
+        if container is None:
+            return
+        self._warned_not_saved = True
+        warnings.warn(
+            f"fix='leaky_relu' swapped site {site.name!r} to Leaky ReLU, but "
+            f"{container.name!r} ({type(container).__name__}) is a subclassed "
+            "model or custom layer that builds its layers in __init__: the swap "
+            "is not saved with the model (a saved .keras file loads with ReLU "
+            "there, weights kept). To keep it, use kd.layers.LeakyReLU(0.0) as "
+            "that activation in the model (the fix sets its slope, a weight "
+            "saved with the model), or save weights only (model.save_weights) "
+            "and load them into a model built with a leaky activation there.",
+            DeadNeuronWarning,
+            stacklevel=2,
+        )
 
     def state(self) -> dict[str, Any]:
         return {"swapped": dict(self._swapped)}
@@ -71,7 +125,8 @@ class SwapToLeakyReLU(Fix):
         Python state: ``BackupAndRestore`` does not save it)."""
         for name, slope in state.get("swapped", {}).items():
             if name in sites:
-                self._swap(model, sites[name], float(slope))
+                if self._swap(model, sites[name], float(slope)) is not None:
+                    self._warn_if_not_saved(model, sites[name])
                 self._swapped[name] = float(slope)
 
     def _swap(

@@ -8,6 +8,7 @@ import keras
 
 from keras_deadrelu import activations
 from keras_deadrelu._validation import check_number
+from keras_deadrelu.layers._inputs import float_inputs
 
 
 @keras.saving.register_keras_serializable(package="keras_deadrelu")
@@ -21,7 +22,9 @@ class ELU(keras.layers.Layer):
     f(x) = alpha * (exp(x) - 1)   for x <= 0
     ```
 
-    Its gradient is finite for every finite input (float16 included).
+    Its gradient is finite for every finite input (float16 included), and is
+    `alpha` at `x = 0` (the `x <= 0` branch), as in `keras.layers.ELU`.
+    Integer and bool inputs are cast to the layer's compute dtype.
 
     Args:
         alpha: Scale of the negative part (the value ELU tends to for very
@@ -48,7 +51,9 @@ class ELU(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs: Any) -> Any:
-        return activations.elu(inputs, alpha=self.alpha)
+        return activations.elu(
+            float_inputs(inputs, self.compute_dtype), alpha=self.alpha
+        )
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return input_shape

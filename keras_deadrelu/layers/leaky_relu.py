@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_deadrelu import activations
 from keras_deadrelu._validation import check_number
 from keras_deadrelu._xla import compiled_by_xla
+from keras_deadrelu.layers._inputs import float_inputs
 
 
 @keras.saving.register_keras_serializable(package="keras_deadrelu")
@@ -27,8 +29,11 @@ class LeakyReLU(keras.layers.Layer):
     `keras.layers.LeakyReLU` defaults to 0.3 and `keras.activations.leaky_relu`
     to 0.2.
 
-    The slope is kept in a non-trainable float32 scalar weight,
-    `negative_slope_variable`, created in `build()`. `set_negative_slope(value)`
+    The slope is kept in a non-trainable scalar weight,
+    `negative_slope_variable`, created in `build()` in the layer's variable
+    dtype (float32 by default and under the mixed policies; float64 with
+    `dtype="float64"`). Integer and bool inputs are cast to the layer's
+    compute dtype. `set_negative_slope(value)`
     changes it, and the change takes effect at the next step of an already
     compiled and traced model (XLA included) without retracing. The weight is
     saved in `.keras` files; `get_config()["negative_slope"]` reports the
@@ -75,9 +80,12 @@ class LeakyReLU(keras.layers.Layer):
         self.negative_slope_variable = self.add_weight(
             shape=(),
             name="negative_slope",
-            initializer=keras.initializers.Constant(self._negative_slope),
+            # A NumPy float64, not a Python float: TensorFlow would turn the
+            # latter into a float32 tensor first, and a float64 weight would
+            # hold the float32-rounded slope.
+            initializer=keras.initializers.Constant(np.float64(self._negative_slope)),
             trainable=False,
-            dtype="float32",
+            dtype=self.variable_dtype,
         )
 
     @property
@@ -99,9 +107,7 @@ class LeakyReLU(keras.layers.Layer):
             self.negative_slope_variable.assign(value)
 
     def call(self, inputs: Any) -> Any:
-        inputs = ops.convert_to_tensor(inputs)
-        if not keras.backend.is_float_dtype(inputs.dtype):
-            inputs = ops.cast(inputs, self.compute_dtype)
+        inputs = float_inputs(inputs, self.compute_dtype)
         slope = self.negative_slope_variable.value
         if keras.backend.backend() != "tensorflow" or compiled_by_xla():
             # XLA (JAX, or TensorFlow's jit_compile) fuses the general form

@@ -9,6 +9,7 @@ import keras
 from keras import ops
 
 from keras_deadrelu._validation import check_number
+from keras_deadrelu.layers._inputs import float_inputs
 
 _ALL = "all"
 
@@ -73,6 +74,11 @@ class PReLU(keras.layers.Layer):
     default is one slope per element. The slopes start at 0.25 as in He et al.
     (2015); `keras.layers.PReLU` starts them at 0, i.e. as a plain ReLU whose
     dead units only revive once their slopes move.
+
+    The slopes are stored in the layer's variable dtype (float32 by default
+    and under the mixed policies, float64 with `dtype="float64"`), as in
+    `keras.layers.PReLU`. Integer and bool inputs are cast to the layer's
+    compute dtype.
 
     Args:
         alpha_initializer: Initializer for the slopes, or a number >= 0 for a
@@ -159,7 +165,7 @@ class PReLU(keras.layers.Layer):
             initializer=self.alpha_initializer,
             regularizer=self.alpha_regularizer,
             constraint=self.alpha_constraint,
-            dtype="float32",
+            dtype=self.variable_dtype,
         )
         ndim = len(input_shape)
         if self.shared_axes == _ALL or ndim < 2:
@@ -173,6 +179,7 @@ class PReLU(keras.layers.Layer):
         self.input_spec = keras.InputSpec(ndim=ndim, axes=axes)
 
     def call(self, inputs: Any) -> Any:
+        inputs = float_inputs(inputs, self.compute_dtype)
         # x * where(x >= 0, 1, alpha): the gradient for x is one multiply, and
         # x >= 0 keeps exactly x (no rounding).
         alpha = ops.cast(self.alpha, inputs.dtype)

@@ -7,6 +7,7 @@ from typing import Any
 import keras
 
 from keras_deadrelu import activations
+from keras_deadrelu.layers._inputs import float_inputs
 
 
 @keras.saving.register_keras_serializable(package="keras_deadrelu")
@@ -23,6 +24,10 @@ class SELU(keras.layers.Layer):
     with `alpha = SELU_ALPHA = 1.6732632423543772848170429916717` and
     `scale = SELU_SCALE = 1.0507009873554804934193349852946`
     (`keras_deadrelu.activations`).
+
+    The gradient at `x = 0` is `scale * alpha` (the `x <= 0` branch; Keras's
+    fused `selu` gives `scale` there), and is finite for every finite input.
+    Integer and bool inputs are cast to the layer's compute dtype.
 
     SELU only self-normalizes when the layer before it is initialized for it:
     a stock `keras.layers.Dense` (or conv) before `SELU()` needs
@@ -50,7 +55,7 @@ class SELU(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs: Any) -> Any:
-        return activations.selu(inputs)
+        return activations.selu(float_inputs(inputs, self.compute_dtype))
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return input_shape

@@ -27,7 +27,10 @@ class SELUDense(keras.layers.Dense):
     y = selu(x @ kernel + bias)
     ```
 
-    The activation is always SELU. The kernel defaults to
+    The activation is always SELU (Keras's fused kernel, as the `SELU`
+    layer). Integer and bool inputs are cast to the compute dtype, as by
+    `keras.layers.Dense`.
+    The kernel defaults to
     `"lecun_normal"` (variance 1 / fan_in), the initialization under which a
     deep stack keeps activations near mean 0 and variance 1 (Klambauer et
     al., 2017); with Keras's default Glorot initializer this does not hold.

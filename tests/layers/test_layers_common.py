@@ -163,3 +163,17 @@ def test_export_to_saved_model(tmp_path):
     reloaded = tf.saved_model.load(path)
     served = reloaded.serve(tf.constant(x))
     np.testing.assert_allclose(np.asarray(served), expected, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_integer_inputs_match_the_same_values_as_floats(make_layer, jit_compile):
+    x = np.array([[-3, -1, 0, 2], [4, 0, -2, 1]], "int32")
+    layer = make_layer()
+    expected = np.asarray(layer(x.astype("float32")))
+    inputs = keras.Input((4,), dtype="int32")
+    model = keras.Model(inputs, layer(inputs))
+    model.compile(jit_compile=jit_compile)
+    y = model.predict(x, verbose=0)
+    assert y.dtype == np.float32
+    # XLA may round SELUDense's matmul differently: not bit for bit.
+    np.testing.assert_allclose(y, expected, rtol=1e-6, atol=1e-6)

@@ -216,3 +216,22 @@ def test_branch_on_the_slope_only_without_xla(jit_compile):
     ops_traced = {node.op for node in graph.as_graph_def().node}
     assert bool(ops_traced & {"If", "StatelessIf"}) is not jit_compile
     np.testing.assert_allclose(function(X), np_leaky_relu(X, 0.01), rtol=1e-6)
+
+
+def test_slope_follows_the_variable_dtype():
+    layer = LeakyReLU(1 / 3, dtype="float64")
+    x = np.array([-3.0, -1e-3, 0.0, 2.0])
+    y = layer(x)
+    assert layer.negative_slope_variable.dtype == "float64"
+    assert y.dtype == "float64"
+    # 1/3 held in float64: agrees with NumPy far below float32's precision.
+    np.testing.assert_allclose(np.asarray(y), np_leaky_relu(x, 1 / 3), rtol=1e-15)
+    assert layer.negative_slope == 1 / 3
+
+
+@pytest.mark.parametrize("dtype", ["int64", "uint8", "bool"])
+def test_other_integer_and_bool_inputs_give_float_outputs(dtype):
+    x = np.array([-4, -1, 0, 2, 1]).astype(dtype)
+    y = LeakyReLU(0.3)(x)
+    assert y.dtype == "float32"
+    np.testing.assert_allclose(np.asarray(y), np_leaky_relu(x.astype("float64"), 0.3))

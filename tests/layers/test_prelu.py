@@ -96,3 +96,45 @@ def test_config_round_trip_with_options():
             shared_axes=[2, 1],
         )
     )
+
+
+@pytest.mark.parametrize("dtype", ["int32", "int64", "uint8", "bool"])
+def test_integer_and_bool_inputs_are_cast_to_the_compute_dtype(dtype):
+    # Cast to the input's integer dtype, the 0.25 slope would round to 0.
+    x = np.array([[-2, -1, 0, 3], [5, -7, 1, -3]]).astype(dtype)
+    layer = PReLU(alpha_initializer=keras.initializers.Constant([0.25, 0.5, 2.0, 0.1]))
+    y = layer(x)
+    assert y.dtype == "float32"
+    expected = _np_prelu(x.astype(np.float64), np.array([0.25, 0.5, 2.0, 0.1]))
+    np.testing.assert_allclose(np.asarray(y), expected, rtol=1e-6)
+
+
+def test_integer_inputs_in_a_functional_model():
+    inputs = keras.Input((3,), dtype="int32")
+    model = keras.Model(inputs, PReLU()(inputs))
+    x = np.array([[-2, -1, 3]], "int32")
+    np.testing.assert_allclose(model.predict(x, verbose=0), [[-0.5, -0.25, 3.0]])
+
+
+def test_integer_inputs_under_mixed_float16():
+    keras.config.set_dtype_policy("mixed_float16")
+    layer = PReLU()
+    y = layer(np.array([[-8, 4]], "int32"))
+    assert y.dtype == "float16"
+    assert layer.alpha.dtype == "float32"
+    np.testing.assert_array_equal(np.asarray(y, np.float32), [[-2.0, 4.0]])
+
+
+def test_slopes_follow_the_variable_dtype_like_keras():
+    ours = PReLU(dtype="float64")
+    theirs = keras.layers.PReLU(dtype="float64")
+    x = np.array([[-3.0, -1e-3, 2.0]])
+    ours.build(x.shape)
+    theirs.build(x.shape)
+    assert ours.alpha.dtype == theirs.alpha.dtype == "float64"
+    ours.alpha.assign(np.full((3,), 1 / 3))
+    y, dx, (dalpha,) = outputs_and_gradients(ours, x)
+    assert y.dtype == dx.dtype == dalpha.dtype == np.float64
+    # 1/3 held in float64: agrees with NumPy far below float32's precision.
+    np.testing.assert_allclose(y, _np_prelu(x, 1 / 3), rtol=1e-15)
+    np.testing.assert_allclose(dalpha, [-3.0, -1e-3, 0.0], rtol=1e-15)

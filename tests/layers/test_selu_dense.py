@@ -63,3 +63,14 @@ def test_he_normal_breaks_self_normalization():
     moments = _layer_moments("he_normal")
     outside = [abs(m) > 0.1 or abs(v - 1.0) > 0.15 for m, v in moments]
     assert any(outside)
+
+
+@pytest.mark.parametrize("dtype", ["int32", "bool"])
+def test_integer_and_bool_inputs(dtype):
+    x = np.array([[-2, 0, 3, 1], [1, 1, -1, 0]]).astype(dtype)
+    layer = SELUDense(3, bias_initializer="random_normal")
+    y = layer(x)
+    assert y.dtype == "float32"
+    z = x.astype(np.float64) @ np.asarray(layer.kernel, np.float64)
+    z += np.asarray(layer.bias, np.float64)
+    np.testing.assert_allclose(np.asarray(y), np_selu(z), rtol=1e-5, atol=1e-6)
