@@ -40,6 +40,8 @@ import keras_deadrelu as kd  # noqa: E402
 PAIRS = {
     "PReLU": (kd.layers.PReLU, lambda: keras.layers.PReLU()),
     "ELU": (kd.layers.ELU, lambda: keras.layers.ELU()),
+    # alpha != 1: the unit ELU kernel times a factor (Keras's is two passes).
+    "ELU(0.2)": (lambda: kd.layers.ELU(0.2), lambda: keras.layers.ELU(alpha=0.2)),
     "LeakyReLU": (
         lambda: kd.layers.LeakyReLU(0.01),
         lambda: keras.layers.LeakyReLU(negative_slope=0.01),

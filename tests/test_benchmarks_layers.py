@@ -6,7 +6,7 @@ def test_quick_layers_benchmark_prints_json_summary():
     assert summary["benchmark"] == "layers"
     assert summary["quick"] is True
     layers = {row["layer"] for row in summary["rows"]}
-    assert layers == {"PReLU", "ELU", "LeakyReLU", "SELU"}
+    assert layers == {"PReLU", "ELU", "ELU(0.2)", "LeakyReLU", "SELU"}
     settings = {row["setting"] for row in summary["rows"]}
     assert len(settings) == 3
     expected_keys = {"kd_ms", "keras_ms", "relu_ms", "kd_over_keras", "kd_over_relu"}
