@@ -146,17 +146,30 @@ def feeds_only(layer: Any, site: Site) -> bool:
 
 
 def outgoing_layer(site: Site) -> tuple[Any | None, list[Any], str]:
-    """The next weighted layer fed by the site's units, the channel-preserving
-    layers on the way, or None and why not."""
+    """The next weighted layer fed by the site's units, the layers on the way
+    (channel-preserving ones, then perhaps a ``Flatten`` and dropout before a
+    Dense layer), or None and why not."""
     current = site.layer
     between: list[Any] = []
+    flattened = False
     for _ in range(16):
         consumers = _consumers(current)
         if len(consumers) != 1:
             reason = "no consumer" if not consumers else "several consumers"
             return None, between, reason
         (consumer,) = consumers
-        if _keeps_channels(consumer, site):
+        if flattened:
+            if isinstance(consumer, DROPOUT_AND_NOISE):
+                between.append(consumer)
+                current = consumer
+                continue
+            if isinstance(consumer, keras.layers.Dense) and input_axis(consumer):
+                return consumer, between, ""
+            return None, between, f"{consumer.name} follows a Flatten"
+        if _keeps_channels(consumer, site) or isinstance(
+            consumer, keras.layers.Flatten
+        ):
+            flattened = isinstance(consumer, keras.layers.Flatten)
             between.append(consumer)
             current = consumer
             continue

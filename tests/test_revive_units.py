@@ -124,29 +124,71 @@ def test_revival_keeps_predictions_and_every_other_weight(between):
     assert window["hidden"].dead_count == 0
 
 
-def test_flatten_after_conv_revives_incoming_weights_only_and_says_so():
-    inputs = keras.Input((6, 6, 2))
-    conv = keras.layers.Conv2D(
+@pytest.mark.parametrize(
+    "data_format, between",
+    [
+        ("channels_last", []),
+        ("channels_first", []),
+        ("channels_last", ["pool", "batchnorm", "dropout_after"]),
+        ("channels_first", ["pool", "batchnorm"]),
+    ],
+    ids=["last", "first", "last_pool_bn_dropout", "first_pool_bn"],
+)
+def test_flatten_then_dense_zeroes_the_dead_channels_rows(data_format, between):
+    # The classic CNN head: Conv -> [pool, BN] -> Flatten -> Dense. The dead
+    # channels' rows of the Dense kernel are zeroed (where the Flatten put
+    # them), so predictions do not change.
+    shape = (6, 6, 2) if data_format == "channels_last" else (2, 6, 6)
+    axis = -1 if data_format == "channels_last" else 1
+    inputs = keras.Input(shape)
+    x = keras.layers.Conv2D(
         4,
         3,
         activation="relu",
         name="conv",
-        bias_initializer=keras.initializers.Constant([-9.0, -9.0, 0.5, 0.5]),
+        data_format=data_format,
+        bias_initializer=keras.initializers.Constant([-9.0, 0.5, -9.0, 0.5]),
     )(inputs)
-    flat = keras.layers.Flatten()(conv)
-    model = keras.Model(inputs, keras.layers.Dense(1, name="head")(flat))
+    if "pool" in between:
+        x = keras.layers.MaxPooling2D(2, data_format=data_format)(x)
+    if "batchnorm" in between:
+        x = keras.layers.BatchNormalization(
+            axis=axis,
+            beta_initializer="random_normal",
+            moving_mean_initializer="random_normal",
+        )(x)
+    x = keras.layers.Flatten(data_format=data_format)(x)
+    if "dropout_after" in between:
+        x = keras.layers.Dropout(0.2)(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="head")(x))
     model.compile("adam", "mse")
-    x = rng.normal(size=(32, 6, 6, 2)).astype("float32")
-    head_before = model.get_layer("head").get_weights()[0].copy()
-    sites, window = window_statistics(model, x)
-    (site,) = sites
-    result = ReviveUnits().apply(model, site, window["conv"])
-    assert result[0] == 2
-    assert "incoming weights only" in result[2] and "Flatten" in result[2]
-    np.testing.assert_array_equal(model.get_layer("head").get_weights()[0], head_before)
-    np.testing.assert_array_equal(
-        model.get_layer("conv").get_weights()[1], np.float32([0.01, 0.01, 0.5, 0.5])
+    x_data = rng.normal(size=(32, *shape)).astype("float32")
+    predictions = model.predict(x_data, verbose=0)
+    sites, window = window_statistics(model, x_data)
+    np.testing.assert_array_equal(window["conv"].dead, [True, False, True, False])
+    _, _, detail = ReviveUnits().apply(model, sites[0], window["conv"])
+    assert "outgoing weights in head zeroed" in detail
+    np.testing.assert_allclose(
+        model.predict(x_data, verbose=0), predictions, rtol=1e-5, atol=1e-5
     )
+    # Reference: Keras's own Flatten applied to a map holding channel ids.
+    flatten = next(
+        layer for layer in model.layers if isinstance(layer, keras.layers.Flatten)
+    )
+    ids_shape = (1, 1, 1, 4) if axis == -1 else (1, 4, 1, 1)
+    channel_ids = np.broadcast_to(
+        np.arange(4, dtype="float32").reshape(ids_shape),
+        (1, *flatten.input.shape[1:]),
+    )
+    channel_of_row = np.asarray(
+        keras.layers.Flatten(data_format=data_format)(channel_ids)
+    )[0]
+    head_kernel = model.get_layer("head").get_weights()[0]
+    dead_rows = np.isin(channel_of_row, [0, 2])
+    np.testing.assert_array_equal(head_kernel[dead_rows], 0.0)
+    assert np.all(head_kernel[~dead_rows] != 0.0)
+    _, window = window_statistics(model, x_data)
+    assert window["conv"].dead_count == 0
 
 
 def test_conv_to_conv_zeroes_the_next_kernels_input_channels():

@@ -77,6 +77,16 @@ def why_not_revivable(site: Site) -> str | None:
     return None
 
 
+def _zeros_through(site: Site, layers: list[Any]) -> np.ndarray:
+    """A sample of zeros at the site (a dead unit's output), through `layers`
+    (in inference mode), without its batch axis."""
+    shape = tuple(site.layer.output.shape[1:])
+    values = np.zeros((1, *shape), "float32")
+    for layer in layers:
+        values = keras.ops.convert_to_numpy(layer(values, training=False))
+    return np.asarray(values, dtype=np.float64)[0]
+
+
 def _constant_after(site: Site, between: list[Any]) -> np.ndarray:
     """What each dead channel still feeds the next layer, per channel.
 
@@ -84,11 +94,7 @@ def _constant_after(site: Site, between: list[Any]) -> np.ndarray:
     into a constant per channel (in inference mode). Zeroing the outgoing
     weights removes that constant, so it must go into the next layer's bias.
     """
-    shape = tuple(site.layer.output.shape[1:])
-    values = np.zeros((1, *shape), "float32")
-    for layer in between:
-        values = keras.ops.convert_to_numpy(layer(values, training=False))
-    values = np.asarray(values, dtype=np.float64)
+    values = _zeros_through(site, between)[np.newaxis]
     if site.channel_axis != -1:
         values = np.moveaxis(values, site.channel_axis, -1)
     return values.reshape(-1, values.shape[-1]).mean(axis=0)
@@ -111,13 +117,57 @@ def _fold_constant_into_bias(
         return f"{consumer.name} pads its input"
     # Sum over the kernel's spatial taps, then over the dead input channels.
     taps = kernel.reshape(-1, kernel.shape[-2], kernel.shape[-1]).sum(axis=0)
-    shift = constant[units] @ taps[units, :]
-    bias = np.asarray(keras.ops.convert_to_numpy(consumer.bias.value), np.float64)
-    consumer.bias.assign((bias + shift).astype("float32"))
+    _add_to_bias(consumer, constant[units] @ taps[units, :], optimizer)
+    return None
+
+
+def _add_to_bias(consumer: Any, shift: np.ndarray, optimizer: Any) -> None:
+    """Adds `shift` to `consumer`'s bias, and to its moving average if the
+    optimizer keeps one."""
     average = None if optimizer is None else _moving_average(optimizer, consumer.bias)
-    if average is not None:
-        moved = np.asarray(keras.ops.convert_to_numpy(average.value), np.float64)
-        average.assign((moved + shift).astype("float32"))
+    for variable in (consumer.bias, average):
+        if variable is not None:
+            old = np.asarray(keras.ops.convert_to_numpy(variable.value), np.float64)
+            variable.assign((old + shift).astype("float32"))
+
+
+def _rows_through_flatten(
+    site: Site, between: list[Any], units: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The inputs of the Dense layer after a ``Flatten`` that the dead
+    channels `units` feed, and what they feed it (0, or a BatchNormalization's
+    constant); None when the Flatten's input shape is not fully known."""
+    index = next(
+        i for i, layer in enumerate(between) if isinstance(layer, keras.layers.Flatten)
+    )
+    flatten = between[index]
+    shape = tuple(flatten.input.shape[1:])
+    if any(size is None for size in shape):
+        return None
+    elements = np.arange(int(np.prod(shape))).reshape(shape)
+    values = _zeros_through(site, between[:index])
+    if getattr(flatten, "data_format", None) == "channels_first" and len(shape) > 1:
+        # Keras's Flatten moves the channels last before flattening.
+        elements, values = np.moveaxis(elements, 0, -1), np.moveaxis(values, 0, -1)
+    elements, values = elements.reshape(-1), values.reshape(-1)
+    channel_axis = site.channel_axis - 1 if site.channel_axis > 0 else site.channel_axis
+    channels = np.unravel_index(elements, shape)[channel_axis % len(shape)]
+    rows = np.flatnonzero(np.isin(channels, units))
+    return rows, values[rows]
+
+
+def _fold_rows_into_bias(
+    consumer: Any, rows: np.ndarray, values: np.ndarray, optimizer: Any
+) -> str | None:
+    """Adds what the inputs `rows` of Dense `consumer` still receive
+    (`values`, a BatchNormalization's constants) times their weights to its
+    bias; returns why it cannot be done, or None when done."""
+    if not np.any(values):
+        return None
+    if getattr(consumer, "bias", None) is None:
+        return f"{consumer.name} has no bias to take the constant"
+    kernel = np.asarray(keras.ops.convert_to_numpy(consumer.kernel.value), np.float64)
+    _add_to_bias(consumer, values @ kernel[rows, :], optimizer)
     return None
 
 
@@ -287,7 +337,19 @@ class ReviveUnits(Fix):
             consumer, reason = None, f"{consumer.name} is frozen"
         elif consumer is not None and getattr(consumer, "lora_enabled", False):
             consumer, reason = None, f"{consumer.name}'s kernel is LoRA's sum"
-        if consumer is not None and between:
+        rows = units
+        if consumer is not None and any(
+            isinstance(layer, keras.layers.Flatten) for layer in between
+        ):
+            flattened = _rows_through_flatten(site, between, units)
+            if flattened is None:
+                consumer, reason = None, "a Flatten of unknown input shape"
+            else:
+                rows, values = flattened
+                problem = _fold_rows_into_bias(consumer, rows, values, optimizer)
+                if problem is not None:
+                    consumer, reason = None, problem
+        elif consumer is not None and between:
             problem = _fold_constant_into_bias(
                 consumer, _constant_after(site, between), units, optimizer
             )
@@ -295,7 +357,7 @@ class ReviveUnits(Fix):
                 consumer, reason = None, problem
         if consumer is not None:
             consumer_axis = input_axis(consumer)
-            slots += _set_weights(optimizer, consumer.kernel, consumer_axis, units, 0.0)
+            slots += _set_weights(optimizer, consumer.kernel, consumer_axis, rows, 0.0)
             outgoing = f"outgoing weights in {consumer.name} zeroed"
         else:
             outgoing = f"incoming weights only: next weighted layer unknown ({reason})"
