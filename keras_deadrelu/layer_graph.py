@@ -7,6 +7,7 @@ graph is Keras's functional graph: each layer's inbound and outbound nodes.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import keras
@@ -145,35 +146,107 @@ def feeds_only(layer: Any, site: Site) -> bool:
     return layer is site.layer or _consumers(layer) == [site.layer]
 
 
-def outgoing_layer(site: Site) -> tuple[Any | None, list[Any], str]:
-    """The next weighted layer fed by the site's units, the layers on the way
-    (channel-preserving ones, then perhaps a ``Flatten`` and dropout before a
-    Dense layer), or None and why not."""
-    current = site.layer
-    between: list[Any] = []
-    flattened = False
-    for _ in range(16):
-        consumers = _consumers(current)
-        if len(consumers) != 1:
-            reason = "no consumer" if not consumers else "several consumers"
-            return None, between, reason
-        (consumer,) = consumers
-        if flattened:
-            if isinstance(consumer, DROPOUT_AND_NOISE):
-                between.append(consumer)
-                current = consumer
-                continue
-            if isinstance(consumer, keras.layers.Dense) and input_axis(consumer):
-                return consumer, between, ""
-            return None, between, f"{consumer.name} follows a Flatten"
-        if _keeps_channels(consumer, site) or isinstance(
-            consumer, keras.layers.Flatten
-        ):
-            flattened = isinstance(consumer, keras.layers.Flatten)
-            between.append(consumer)
-            current = consumer
+@dataclasses.dataclass
+class OutgoingPath:
+    """One way from a site's units to a weighted layer that takes them.
+
+    `between` holds the layers on the way, in order: channel-preserving ones,
+    ``Concatenate`` layers on the channel axis (`offsets`: where the branch's
+    channels start in each one's output), perhaps a ``Flatten`` into a Dense
+    layer and dropout after it. The units reach `consumer`'s input channels
+    (or, after a Flatten, its rows) at `channel_offset` plus their index.
+    """
+
+    consumer: Any
+    between: list[Any]
+    offsets: dict[int, int]
+
+    @property
+    def channel_offset(self) -> int:
+        return sum(self.offsets.values())
+
+
+def _outbound(node: Any, layer: Any) -> list[Any]:
+    """The nodes (calls) that take the output of `layer`'s call `node`, less
+    dangling operations: one that is not a layer and feeds nothing, such as
+    the cast a float32 layer's autocast records after a float16 site."""
+    taken = []
+    for outbound in getattr(layer, "_outbound_nodes", []):
+        if node not in outbound.parent_nodes:
             continue
-        if input_axis(consumer) is not None:
-            return consumer, between, ""
-        return None, between, f"{consumer.name} ({type(consumer).__name__}) mixes units"
-    return None, between, "graph too deep"
+        operation = outbound.operation
+        if not isinstance(operation, keras.layers.Layer) and not getattr(
+            operation, "_outbound_nodes", None
+        ):
+            continue
+        taken.append(outbound)
+    return taken
+
+
+def _concat_offset(node: Any, producer: Any, site: Site) -> int | str:
+    """Where `producer`'s channels start in the output of the Concatenate call
+    `node`, or why that is not known."""
+    layer = node.operation
+    rank = len(site.layer.output.shape)
+    if layer.axis % rank != site.channel_axis % rank:
+        return f"{layer.name} joins along another axis than the channels"
+    inputs = list(node.input_tensors)
+    mine = [i for i, t in enumerate(inputs) if t._keras_history.operation is producer]
+    if len(mine) != 1:
+        return f"{producer.name} feeds {layer.name} more than once"
+    sizes = [t.shape[layer.axis] for t in inputs[: mine[0]]]
+    if any(size is None for size in sizes):
+        return f"{layer.name} joins maps of unknown channel counts"
+    return int(sum(sizes))
+
+
+def outgoing_paths(site: Site) -> tuple[list[OutgoingPath], str]:
+    """Every way from the site's units to the next weighted layers, or no way
+    and why not. Every branch must end at a layer whose kernel takes the
+    units as input channels (or, after a Flatten, as rows of a Dense
+    kernel), through layers that keep each unit apart; any other layer (a
+    residual Add, a Reshape, a LayerNormalization) stops the walk."""
+    paths: list[OutgoingPath] = []
+    # Each entry: (node, its layer, layers so far, concat offsets, flattened).
+    pending = [
+        (node, site.layer, [], {}, False)
+        for node in getattr(site.layer, "_inbound_nodes", [])
+    ]
+    while pending:
+        if len(paths) + len(pending) > 64:
+            return [], "too many branches"
+        node, layer, between, offsets, flattened = pending.pop()
+        if len(between) > 16:
+            return [], "graph too deep"
+        taken = _outbound(node, layer)
+        if not taken:
+            return [], f"{layer.name} feeds no layer (a model output)"
+        for outbound in taken:
+            consumer = outbound.operation
+            more = [*between, consumer]
+            if flattened:
+                if isinstance(consumer, DROPOUT_AND_NOISE):
+                    pending.append((outbound, consumer, more, offsets, True))
+                elif isinstance(consumer, keras.layers.Dense) and input_axis(consumer):
+                    paths.append(OutgoingPath(consumer, between, offsets))
+                else:
+                    return [], f"{consumer.name} follows a Flatten"
+            elif isinstance(consumer, keras.layers.Concatenate):
+                offset = _concat_offset(outbound, layer, site)
+                if isinstance(offset, str):
+                    return [], offset
+                offsets = {**offsets, id(consumer): offset}
+                pending.append((outbound, consumer, more, offsets, False))
+            elif _keeps_channels(consumer, site) or isinstance(
+                consumer, keras.layers.Flatten
+            ):
+                flat = isinstance(consumer, keras.layers.Flatten)
+                pending.append((outbound, consumer, more, offsets, flat))
+            elif input_axis(consumer) is not None:
+                paths.append(OutgoingPath(consumer, between, offsets))
+            else:
+                name = type(consumer).__name__
+                return [], f"{consumer.name} ({name}) mixes units"
+    if not paths:
+        return [], "no consumer"
+    return paths, ""

@@ -498,3 +498,65 @@ def test_lora_kernels_are_left_alone():
     model.get_layer("hidden").enable_lora(2)
     reasons = ReviveUnits().sites_out_of_reach(kd.find_sites(model))
     assert reasons == {"hidden": "hidden's kernel is LoRA's sum (base + A @ B)"}
+
+
+def _branchy_model(kind):
+    """hidden (16 units, 8 born dead) feeding a Concatenate, two consumers, or
+    the same layer called on two inputs."""
+    dense = keras.layers.Dense(
+        16,
+        activation="relu",
+        name="hidden",
+        kernel_initializer=keras.initializers.RandomNormal(stddev=0.2),
+        bias_initializer=HALF_DEAD_BIAS,
+    )
+    if kind == "shared":
+        first, second = keras.Input((8,)), keras.Input((8,))
+        joined = keras.layers.Add()(
+            [
+                keras.layers.Dense(3, name="a")(dense(first)),
+                keras.layers.Dense(3, name="b")(dense(second)),
+            ]
+        )
+        return keras.Model([first, second], keras.layers.Dense(1)(joined))
+    inputs = keras.Input((8,))
+    hidden = dense(inputs)
+    other = keras.layers.Dense(5, activation="tanh", name="other")(inputs)
+    if kind == "concatenate":
+        joined = keras.layers.Concatenate()([other, hidden, other])
+        outputs = keras.layers.Dense(3, name="a")(joined)
+    else:  # two consumers, one through BatchNormalization
+        normalised = keras.layers.BatchNormalization(
+            beta_initializer="random_normal", moving_mean_initializer="random_normal"
+        )(hidden)
+        outputs = keras.layers.Add()(
+            [
+                keras.layers.Dense(3, name="a")(hidden),
+                keras.layers.Dense(3, name="b")(normalised),
+            ]
+        )
+    return keras.Model(inputs, keras.layers.Dense(1)(outputs))
+
+
+@pytest.mark.parametrize("kind", ["concatenate", "two_consumers", "shared"])
+def test_every_consumer_of_the_dead_units_gets_its_weights_zeroed(kind):
+    model = _branchy_model(kind)
+    model.compile(keras.optimizers.Adam(0.01), "mse")
+    x = [X, X[::-1]] if kind == "shared" else X
+    predictions = model.predict(x, verbose=0)
+    sites, window = window_statistics(model, x)
+    statistics = window["hidden"]
+    dead = statistics.dead
+    assert dead[:8].all() and not dead[8:].any()
+    _, _, detail = ReviveUnits().apply(model, sites[0], statistics)
+    consumers = ["a"] if kind == "concatenate" else ["a", "b"]
+    assert f"outgoing weights in {', '.join(consumers)} zeroed" in detail
+    np.testing.assert_allclose(
+        model.predict(x, verbose=0), predictions, rtol=1e-5, atol=1e-6
+    )
+    # The rows zeroed: the dead units', after the 5 channels of `other`.
+    rows = np.flatnonzero(dead) + (5 if kind == "concatenate" else 0)
+    for name in consumers:
+        kernel = model.get_layer(name).get_weights()[0]
+        np.testing.assert_array_equal(kernel[rows], 0.0)
+        assert np.count_nonzero(kernel == 0.0) == rows.size * kernel.shape[1]

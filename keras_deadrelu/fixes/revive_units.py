@@ -11,12 +11,15 @@ For each dead unit of a site:
 3. the optimizer's slots (Adam moments, momentum, ...) of exactly those
    entries are reset to zero, so stale moments do not throw the fresh weights.
 
-The next weighted layer is found by following the model's graph through
-layers that keep units in place (Dropout, BatchNormalization on the channel
-axis, pooling, elementwise activations). Where it cannot be determined (a
-Flatten or Reshape mixes the units with positions, several consumers, a
-nested model boundary), only the incoming weights are revived, and the event
-says so. An optimizer's moving averages of the weights (``use_ema=True``)
+The next weighted layers are found by following the model's graph, branch
+by branch, through layers that keep units in place (Dropout,
+BatchNormalization on the channel axis, pooling, elementwise activations), a
+``Concatenate`` on the channel axis, and a ``Flatten`` into a Dense layer;
+every consumer of the units gets their weights zeroed (a layer called twice
+included). Where a branch meets anything else (a residual ``Add``, a
+Reshape, a LayerNormalization, a depthwise or separable conv, a nested
+model's border), only the incoming weights are revived, and the event says
+so. An optimizer's moving averages of the weights (``use_ema=True``)
 take the new values too, so the end of ``fit`` does not bring back the dead
 ones.
 
@@ -38,10 +41,11 @@ from keras_deadrelu.counters import NON_NEGATIVE_KINDS
 from keras_deadrelu.fixes.base import Fix
 from keras_deadrelu.fixes.lower_learning_rate import innermost_optimizer
 from keras_deadrelu.layer_graph import (
+    OutgoingPath,
     feeds_only,
     incoming_layer,
     input_axis,
-    outgoing_layer,
+    outgoing_paths,
     output_axis,
 )
 from keras_deadrelu.sites import Site, layer_kind
@@ -77,48 +81,80 @@ def why_not_revivable(site: Site) -> str | None:
     return None
 
 
-def _zeros_through(site: Site, layers: list[Any]) -> np.ndarray:
-    """A sample of zeros at the site (a dead unit's output), through `layers`
-    (in inference mode), without its batch axis."""
-    shape = tuple(site.layer.output.shape[1:])
-    values = np.zeros((1, *shape), "float32")
+def _channel_axis_of_sample(site: Site) -> int:
+    """The site's channel axis in one sample (no batch axis)."""
+    return site.channel_axis - 1 if site.channel_axis > 0 else site.channel_axis
+
+
+def _dead_values(site: Site, layers: list[Any], path: OutgoingPath) -> np.ndarray:
+    """What a sample of zeros at the site (a dead unit's output) becomes
+    through `layers` (in inference mode; a BatchNormalization makes it a
+    constant per channel), without the batch axis. At a ``Concatenate`` the
+    branch's values take their place among the other inputs' channels."""
+    axis = _channel_axis_of_sample(site)
+    values = np.zeros((1, *site.layer.output.shape[1:]), "float32")
     for layer in layers:
-        values = keras.ops.convert_to_numpy(layer(values, training=False))
+        if id(layer) in path.offsets:
+            joined = np.zeros((1, *layer.output.shape[1:]), "float32")
+            start = path.offsets[id(layer)]
+            index = [slice(None)] * joined.ndim
+            index[axis] = slice(start, start + values.shape[axis])
+            joined[tuple(index)] = values
+            values = joined
+        else:
+            values = keras.ops.convert_to_numpy(layer(values, training=False))
     return np.asarray(values, dtype=np.float64)[0]
 
 
-def _constant_after(site: Site, between: list[Any]) -> np.ndarray:
-    """What each dead channel still feeds the next layer, per channel.
-
-    A dead ReLU unit outputs 0, but a BatchNormalization on the way turns that
-    into a constant per channel (in inference mode). Zeroing the outgoing
-    weights removes that constant, so it must go into the next layer's bias.
-    """
-    values = _zeros_through(site, between)[np.newaxis]
-    if site.channel_axis != -1:
-        values = np.moveaxis(values, site.channel_axis, -1)
-    return values.reshape(-1, values.shape[-1]).mean(axis=0)
-
-
-def _fold_constant_into_bias(
-    consumer: Any, constant: np.ndarray, units: np.ndarray, optimizer: Any
-) -> str | None:
-    """Adds the dead channels' constant contribution to `consumer`'s bias (and
-    to its moving average, if the optimizer keeps one).
-
-    Returns why it cannot be done exactly, or None when done.
-    """
-    if not np.any(constant[units]):
-        return None
+def _plan_path(
+    site: Site, path: OutgoingPath, units: np.ndarray
+) -> tuple[Any, np.ndarray, np.ndarray | None] | str:
+    """How to cut the dead `units` out of `path`'s consumer: the consumer,
+    the entries of its kernel's input axis to zero, and what to add to its
+    bias (what the units still fed it, a BatchNormalization's constants), or
+    None; or why it cannot be done exactly."""
+    consumer = path.consumer
+    if not consumer.trainable:
+        return f"{consumer.name} is frozen"  # zeroed, it would never grow back
+    if getattr(consumer, "lora_enabled", False):
+        return f"{consumer.name}'s kernel is LoRA's sum"
+    channels = units + path.channel_offset
+    flatten = next(
+        (layer for layer in path.between if isinstance(layer, keras.layers.Flatten)),
+        None,
+    )
+    if flatten is not None:
+        shape = tuple(flatten.input.shape[1:])
+        if any(size is None for size in shape):
+            return f"{flatten.name} has an input of unknown shape"
+        before = path.between[: path.between.index(flatten)]
+        values = _dead_values(site, before, path)
+        elements = np.arange(int(np.prod(shape))).reshape(shape)
+        if getattr(flatten, "data_format", None) == "channels_first" and len(shape) > 1:
+            # Keras's Flatten moves the channels last before flattening.
+            elements, values = np.moveaxis(elements, 0, -1), np.moveaxis(values, 0, -1)
+        elements, values = elements.reshape(-1), values.reshape(-1)
+        axis = _channel_axis_of_sample(site) % len(shape)
+        rows = np.flatnonzero(
+            np.isin(np.unravel_index(elements, shape)[axis], channels)
+        )
+        fed, taps_of = values[rows], None
+    else:
+        values = _dead_values(site, path.between, path)
+        moved = np.moveaxis(values, _channel_axis_of_sample(site), -1)
+        rows, fed = channels, moved.reshape(-1, moved.shape[-1]).mean(axis=0)[channels]
+        taps_of = consumer
+    if not np.any(fed):
+        return consumer, rows, None
     if getattr(consumer, "bias", None) is None:
         return f"{consumer.name} has no bias to take the constant"
     kernel = np.asarray(keras.ops.convert_to_numpy(consumer.kernel.value), np.float64)
-    if kernel.ndim > 2 and getattr(consumer, "padding", "valid") != "valid":
-        return f"{consumer.name} pads its input"
-    # Sum over the kernel's spatial taps, then over the dead input channels.
-    taps = kernel.reshape(-1, kernel.shape[-2], kernel.shape[-1]).sum(axis=0)
-    _add_to_bias(consumer, constant[units] @ taps[units, :], optimizer)
-    return None
+    if taps_of is not None and kernel.ndim > 2:
+        if getattr(consumer, "padding", "valid") != "valid":
+            return f"{consumer.name} pads its input"
+        # A constant input channel: the kernel's spatial taps add up.
+        kernel = kernel.reshape(-1, kernel.shape[-2], kernel.shape[-1]).sum(axis=0)
+    return consumer, rows, fed @ kernel[rows, :]
 
 
 def _add_to_bias(consumer: Any, shift: np.ndarray, optimizer: Any) -> None:
@@ -129,46 +165,6 @@ def _add_to_bias(consumer: Any, shift: np.ndarray, optimizer: Any) -> None:
         if variable is not None:
             old = np.asarray(keras.ops.convert_to_numpy(variable.value), np.float64)
             variable.assign((old + shift).astype("float32"))
-
-
-def _rows_through_flatten(
-    site: Site, between: list[Any], units: np.ndarray
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """The inputs of the Dense layer after a ``Flatten`` that the dead
-    channels `units` feed, and what they feed it (0, or a BatchNormalization's
-    constant); None when the Flatten's input shape is not fully known."""
-    index = next(
-        i for i, layer in enumerate(between) if isinstance(layer, keras.layers.Flatten)
-    )
-    flatten = between[index]
-    shape = tuple(flatten.input.shape[1:])
-    if any(size is None for size in shape):
-        return None
-    elements = np.arange(int(np.prod(shape))).reshape(shape)
-    values = _zeros_through(site, between[:index])
-    if getattr(flatten, "data_format", None) == "channels_first" and len(shape) > 1:
-        # Keras's Flatten moves the channels last before flattening.
-        elements, values = np.moveaxis(elements, 0, -1), np.moveaxis(values, 0, -1)
-    elements, values = elements.reshape(-1), values.reshape(-1)
-    channel_axis = site.channel_axis - 1 if site.channel_axis > 0 else site.channel_axis
-    channels = np.unravel_index(elements, shape)[channel_axis % len(shape)]
-    rows = np.flatnonzero(np.isin(channels, units))
-    return rows, values[rows]
-
-
-def _fold_rows_into_bias(
-    consumer: Any, rows: np.ndarray, values: np.ndarray, optimizer: Any
-) -> str | None:
-    """Adds what the inputs `rows` of Dense `consumer` still receive
-    (`values`, a BatchNormalization's constants) times their weights to its
-    bias; returns why it cannot be done, or None when done."""
-    if not np.any(values):
-        return None
-    if getattr(consumer, "bias", None) is None:
-        return f"{consumer.name} has no bias to take the constant"
-    kernel = np.asarray(keras.ops.convert_to_numpy(consumer.kernel.value), np.float64)
-    _add_to_bias(consumer, values @ kernel[rows, :], optimizer)
-    return None
 
 
 def _slots(optimizer: Any, variable: Any) -> list[Any]:
@@ -331,34 +327,23 @@ class ReviveUnits(Fix):
         if getattr(layer, "bias", None) is not None:
             slots += _set_weights(optimizer, layer.bias, 0, units, self.bias)
 
-        consumer, between, reason = outgoing_layer(site)
-        if consumer is not None and not consumer.trainable:
-            # Zeroed, a frozen layer's weights would never grow back.
-            consumer, reason = None, f"{consumer.name} is frozen"
-        elif consumer is not None and getattr(consumer, "lora_enabled", False):
-            consumer, reason = None, f"{consumer.name}'s kernel is LoRA's sum"
-        rows = units
-        if consumer is not None and any(
-            isinstance(layer, keras.layers.Flatten) for layer in between
-        ):
-            flattened = _rows_through_flatten(site, between, units)
-            if flattened is None:
-                consumer, reason = None, "a Flatten of unknown input shape"
-            else:
-                rows, values = flattened
-                problem = _fold_rows_into_bias(consumer, rows, values, optimizer)
-                if problem is not None:
-                    consumer, reason = None, problem
-        elif consumer is not None and between:
-            problem = _fold_constant_into_bias(
-                consumer, _constant_after(site, between), units, optimizer
+        paths, reason = outgoing_paths(site)
+        plans = []
+        for path in paths:
+            plan = _plan_path(site, path, units)
+            if isinstance(plan, str):
+                plans, reason = [], plan
+                break
+            plans.append(plan)
+        for consumer, rows, shift in plans:
+            if shift is not None:
+                _add_to_bias(consumer, shift, optimizer)
+            slots += _set_weights(
+                optimizer, consumer.kernel, input_axis(consumer), rows, 0.0
             )
-            if problem is not None:
-                consumer, reason = None, problem
-        if consumer is not None:
-            consumer_axis = input_axis(consumer)
-            slots += _set_weights(optimizer, consumer.kernel, consumer_axis, rows, 0.0)
-            outgoing = f"outgoing weights in {consumer.name} zeroed"
+        if plans:
+            names = ", ".join(sorted({consumer.name for consumer, _, _ in plans}))
+            outgoing = f"outgoing weights in {names} zeroed"
         else:
             outgoing = f"incoming weights only: next weighted layer unknown ({reason})"
         detail = (
