@@ -15,7 +15,12 @@ import pytest
 from event_files import read_run, scalar_series
 
 from dashboard.logs import EPOCHS, RUNS, SITES, write_runs
-from dashboard.wsgi_app import PLUGIN_ROUTE, tensorboard_client
+from dashboard.wsgi_app import (
+    PLUGIN_ROUTE,
+    fast_loading_client,
+    tensorboard_client,
+    wait_for_json,
+)
 from keras_deadrelu.tensorboard_plugin import metadata, plugin
 
 
@@ -221,24 +226,8 @@ def test_path_traversal_is_refused(client, path):
 
 def test_same_answers_from_tensorboards_rust_data_server(client, logs):
     """``tensorboard``'s default (--load_fast) reads through the Rust server."""
-    import time
-
-    from werkzeug import test as werkzeug_test
-    from werkzeug import wrappers
-
-    from keras_deadrelu.tensorboard_plugin.wsgi import tensorboard_wsgi_app
-
-    fast = werkzeug_test.Client(
-        tensorboard_wsgi_app(logs[0], fast_loading=True), wrappers.Response
-    )
-    expected = get_json(client, "overview?run=revive")
-    deadline = time.monotonic() + 60
-    while True:
-        response = fast.get(PLUGIN_ROUTE + "overview?run=revive")
-        if response.status_code == 200 and response.get_json() == expected:
-            break
-        assert time.monotonic() < deadline, response.get_data(as_text=True)
-        time.sleep(0.5)
+    fast = fast_loading_client(logs[0])
+    wait_for_json(fast, "overview?run=revive", get_json(client, "overview?run=revive"))
     assert get_json(fast, "site?run=revive&site=h1") == get_json(
         client, "site?run=revive&site=h1"
     )
@@ -247,26 +236,11 @@ def test_same_answers_from_tensorboards_rust_data_server(client, logs):
 def test_the_fast_loading_app_shows_runs_written_after_it_started(tmp_path, logs):
     """The Rust data server reloads, as ``tensorboard`` does."""
     import shutil
-    import time
-
-    from werkzeug import test as werkzeug_test
-    from werkzeug import wrappers
-
-    from keras_deadrelu.tensorboard_plugin.wsgi import tensorboard_wsgi_app
 
     once = tensorboard_client(tmp_path)
-    live = werkzeug_test.Client(
-        tensorboard_wsgi_app(tmp_path, ["--reload_interval=1"], fast_loading=True),
-        wrappers.Response,
-    )
+    live = fast_loading_client(tmp_path, "--reload_interval=1")
     assert get_json(once, "runs")["runs"] == []
     shutil.copytree(os.path.join(logs[0], "revive"), tmp_path / "revive")
     expected = get_json(tensorboard_client(tmp_path), "overview?run=revive")
-    deadline = time.monotonic() + 60
-    while True:
-        response = live.get(PLUGIN_ROUTE + "overview?run=revive")
-        if response.status_code == 200 and response.get_json() == expected:
-            break
-        assert time.monotonic() < deadline, response.get_data(as_text=True)
-        time.sleep(0.5)
+    wait_for_json(live, "overview?run=revive", expected)
     assert get_json(once, "runs")["runs"] == []  # read once, when it was made
