@@ -89,20 +89,22 @@ def input_axis(layer: Any) -> int | None:
     return None
 
 
+def _dangling(operation: Any) -> bool:
+    """An operation that is not a layer and feeds nothing, such as the cast
+    that a float32 layer's autocast records after a float16 site under mixed
+    precision: not a consumer."""
+    return not isinstance(operation, keras.layers.Layer) and not getattr(
+        operation, "_outbound_nodes", None
+    )
+
+
 def _consumers(layer: Any) -> list[Any]:
-    """The operations called on `layer`'s output, less dangling ones: an
-    operation that is not a layer and feeds nothing, such as the cast that a
-    float32 layer's autocast records after a float16 site under mixed
-    precision."""
-    consumers = []
-    for node in getattr(layer, "_outbound_nodes", []):
-        operation = node.operation
-        dangling = not isinstance(operation, keras.layers.Layer) and not getattr(
-            operation, "_outbound_nodes", None
-        )
-        if not dangling:
-            consumers.append(operation)
-    return consumers
+    """The operations called on `layer`'s output (in any of its calls)."""
+    return [
+        node.operation
+        for node in getattr(layer, "_outbound_nodes", [])
+        if not _dangling(node.operation)
+    ]
 
 
 def _keeps_channels(layer: Any, site: Site) -> bool:
@@ -167,20 +169,12 @@ class OutgoingPath:
 
 
 def _outbound(node: Any, layer: Any) -> list[Any]:
-    """The nodes (calls) that take the output of `layer`'s call `node`, less
-    dangling operations: one that is not a layer and feeds nothing, such as
-    the cast a float32 layer's autocast records after a float16 site."""
-    taken = []
-    for outbound in getattr(layer, "_outbound_nodes", []):
-        if node not in outbound.parent_nodes:
-            continue
-        operation = outbound.operation
-        if not isinstance(operation, keras.layers.Layer) and not getattr(
-            operation, "_outbound_nodes", None
-        ):
-            continue
-        taken.append(outbound)
-    return taken
+    """The nodes (calls) that take the output of `layer`'s call `node`."""
+    return [
+        outbound
+        for outbound in getattr(layer, "_outbound_nodes", [])
+        if node in outbound.parent_nodes and not _dangling(outbound.operation)
+    ]
 
 
 def _concat_offset(node: Any, producer: Any, site: Site) -> int | str:
