@@ -32,9 +32,9 @@ import dataclasses
 import math
 from typing import Any
 
-import keras
 import numpy as np
 
+from keras_deadrelu.host_array import host_array
 from keras_deadrelu.layer_graph import output_axis
 
 #: Relative move of a kernel within one window above which the learning rate
@@ -127,21 +127,6 @@ def diagnose(
         f"Cause unclear ({', '.join(parts)}).",
         "Consider fix='revive' or a ReLU variant.",
     )
-
-
-def host_array(weights: Any) -> np.ndarray | None:
-    """A layer's weights as a NumPy array: a variable's value, or a tensor the
-    layer computes from its variables (``Dense.enable_lora()`` makes
-    ``layer.kernel`` ``base + A @ B``, not a variable). None for what cannot be
-    read (a symbolic tensor)."""
-    if weights is None:
-        return None
-    if isinstance(weights, keras.Variable):
-        weights = weights.value
-    try:
-        return np.asarray(keras.ops.convert_to_numpy(weights))
-    except Exception:  # noqa: BLE001 - evidence is optional; fit goes on
-        return None
 
 
 def _parameters(layer: Any) -> np.ndarray | None:

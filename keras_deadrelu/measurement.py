@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from keras_deadrelu.counters import CounterRecorder
-from keras_deadrelu.diagnosis import host_array
+from keras_deadrelu.host_array import host_array
 from keras_deadrelu.instrumentation import Instrumentation
 from keras_deadrelu.layer_graph import incoming_layer, output_axis
 from keras_deadrelu.probe import Probe

@@ -160,11 +160,9 @@ def _plan_path(
 def _add_to_bias(consumer: Any, shift: np.ndarray, optimizer: Any) -> None:
     """Adds `shift` to `consumer`'s bias, and to its moving average if the
     optimizer keeps one."""
-    average = None if optimizer is None else _moving_average(optimizer, consumer.bias)
-    for variable in (consumer.bias, average):
-        if variable is not None:
-            old = np.asarray(keras.ops.convert_to_numpy(variable.value), np.float64)
-            variable.assign((old + shift).astype("float32"))
+    for variable in _with_average(optimizer, consumer.bias):
+        old = np.asarray(keras.ops.convert_to_numpy(variable.value), np.float64)
+        variable.assign((old + shift).astype("float32"))
 
 
 def _slots(optimizer: Any, variable: Any) -> list[Any]:
@@ -224,19 +222,22 @@ def _moving_average(optimizer: Any, variable: Any) -> Any | None:
     return average if same_shape and hasattr(average, "assign") else None
 
 
+def _with_average(optimizer: Any, variable: Any) -> list[Any]:
+    """`variable`, and its moving average if the optimizer keeps one: what
+    must change together for a change to outlive the end of ``fit``."""
+    average = None if optimizer is None else _moving_average(optimizer, variable)
+    return [variable] if average is None else [variable, average]
+
+
 def _set_weights(
     optimizer: Any, variable: Any, axis: int, units: np.ndarray, values: Any
 ) -> int:
     """Sets entries of `variable` (and of its moving average, if the optimizer
     keeps one) and zeroes them in its optimizer slots; returns the number of
     slots reset."""
-    _set_entries(variable, axis, units, values)
-    if optimizer is None:
-        return 0
-    average = _moving_average(optimizer, variable)
-    if average is not None:
-        _set_entries(average, axis, units, values)
-    return _reset_slots(optimizer, variable, axis, units)
+    for target in _with_average(optimizer, variable):
+        _set_entries(target, axis, units, values)
+    return 0 if optimizer is None else _reset_slots(optimizer, variable, axis, units)
 
 
 def _reset_slots(optimizer: Any, variable: Any, axis: int, units: np.ndarray) -> int:
