@@ -65,13 +65,20 @@ NON_NEGATIVE_KINDS = ("relu", "relu6")
 class _SiteLayout:
     """Where one site's sums sit in the flat buffer: from `offset` on, its
     per-unit vectors (positive count, absolute sum, [value sum, square sum]),
-    its element count, and [its input's half square sum and size]."""
+    its element count, [the number of values its positive count counted],
+    and [its input's half square sum and size].
+
+    The middle slot (`sampled`) depends on the site's shape, not its kind,
+    so a fix that makes a ReLU site leaky (which is then counted in full)
+    keeps the layout: a site counted in full writes its element count there.
+    """
 
     name: str
     unit_shape: tuple[int, ...]
     offset: int
     moments: bool
     has_input: bool
+    sampled: bool = False
 
     @property
     def units(self) -> int:
@@ -80,7 +87,8 @@ class _SiteLayout:
     @property
     def size(self) -> int:
         vectors = 4 if self.moments else 2
-        return vectors * self.units + 1 + (2 if self.has_input else 0)
+        counts = 2 if self.sampled else 1
+        return vectors * self.units + counts + (2 if self.has_input else 0)
 
 
 def _identity(values: tf.Tensor) -> tf.Tensor:
@@ -94,7 +102,8 @@ def _is_positive(values: tf.Tensor) -> tf.Tensor:
 def _per_unit_terms(kind: str | None) -> tuple:
     """The functions of a site's values whose per-unit sums the buffer
     holds, in layout order: positive count, absolute sum, [value sum, square
-    sum]."""
+    sum]. The first is taken over the batch's first sample alone where the
+    positive count is sampled."""
     if kind in NON_NEGATIVE_KINDS:
         # ReLU outputs are >= 0 (or NaN): sign counts the positive ones, and
         # their sum is their absolute sum.
@@ -117,7 +126,9 @@ class _PendingSite:
     is the tensor whose first axis its first axis provably is.
     `layer_input` is the input of the layer that computes the site, when it
     has a kernel. `output_ref` is the ref of the site's output tensor as the
-    layer returned it.
+    layer returned it. `sample`, where the positive count is sampled, is the
+    batch's first sample, shaped like `matrix` (rows of units) or like the
+    values.
     """
 
     layout: _SiteLayout
@@ -128,6 +139,7 @@ class _PendingSite:
     sums: list[tf.Tensor] | None = None
     count: tf.Tensor | None = None
     layer_input: tf.Tensor | None = None
+    sample: tf.Tensor | None = None
 
     def group_key(self) -> tuple:
         """Sites with equal keys are summed side by side, as one wide matrix:
@@ -145,10 +157,19 @@ class CounterRecorder:
         granularity: ``"channel"`` (a unit is an output feature or channel,
             all positions together) or ``"unit"`` (every output position of
             every channel is its own unit).
+        sample_positive_counts: whether a ReLU or ReLU6 site with several
+            positions per unit (a conv's channels) has its positive count
+            taken over the first sample of each batch only, on a CPU without
+            XLA (see :func:`samples_positive_counts`). Its dead or alive state
+            stays exact, from its absolute sum; its firing rate is estimated.
+            The monitor's streaming measurement sets it; a probe does not.
     """
 
-    def __init__(self, granularity: str = "channel"):
+    def __init__(
+        self, granularity: str = "channel", sample_positive_counts: bool = False
+    ):
         self.granularity = granularity
+        self.sample_positive_counts = sample_positive_counts
         self._layout: list[_SiteLayout] | None = None
         self._buffer: tf.Variable | None = None
         #: Names of the sites whose output is one of the model's outputs, as
@@ -255,8 +276,17 @@ class CounterRecorder:
         kind = layer_kind(site.layer) or site.kind
         if layer_input is None:
             layer_input = self._local.inputs.pop(site.name, None)
+        # Several values per unit per sample: its positive count may be
+        # sampled (in a slot of the layout), and is for some kinds.
+        may_sample = self.sample_positive_counts and reduce_axes != [0]
+        sampled = may_sample and samples_positive_counts(kind)
         layout = _SiteLayout(
-            site.name, unit_shape, 0, kind == "selu", layer_input is not None
+            site.name,
+            unit_shape,
+            0,
+            kind == "selu",
+            layer_input is not None,
+            may_sample,
         )
         entry = _PendingSite(layout, _per_unit_terms(kind), output.ref())
         if layer_input is not None:
@@ -266,16 +296,20 @@ class CounterRecorder:
             # over its rows at the end of the step; a Dense layer's beside
             # other such sites'.
             entry.matrix = tf.reshape(values, [-1, layout.units])
+            if sampled:
+                entry.sample = tf.reshape(values[:1], [-1, layout.units])
             if values.shape.rank == 2 and not _fused_by_xla_or_gpu():
                 entry.batch_source = _batch_source(values)
         else:
+            positive, *rest = entry.terms
+            sample = values[:1] if sampled else values
             entry.sums = [
-                tf.reshape(tf.reduce_sum(term(values), axis=reduce_axes), [-1])
-                for term in entry.terms
+                tf.reshape(tf.reduce_sum(term(tensor), axis=reduce_axes), [-1])
+                for term, tensor in [(positive, sample)]
+                + [(term, values) for term in rest]
             ]
-            entry.count = tf.reshape(
-                tf.cast(tf.size(values), tf.float32) / float(layout.units), [1]
-            )
+            counts = [tf.size(values)] + ([tf.size(sample)] if may_sample else [])
+            entry.count = tf.cast(tf.stack(counts), tf.float32) / float(layout.units)
         self._pending.append(entry)
 
     def finish_step(self) -> None:
@@ -307,9 +341,12 @@ class CounterRecorder:
                     indices[id(entry)] += range(slot_start, slot_start + units)
                     slot_start += units
             length = slot_start
-            for entry in group:  # one count, shared by the group's sites
-                indices[id(entry)].append(length)
-            length += 1
+            # One count, shared by the group's sites; a site that may be
+            # sampled (always alone) has a second: how many it counted.
+            count_slots = 2 if group[0].layout.sampled else 1
+            for entry in group:
+                indices[id(entry)] += range(length, length + count_slots)
+            length += count_slots
         input_terms = []
         # After the sums: taken as soon as its input exists, a sample would
         # race the next layer's kernel for the CPU threads (on a 4 x 512 MLP
@@ -332,9 +369,9 @@ class CounterRecorder:
         elif layout != self._layout:
             raise RuntimeError(
                 "The model's sites produced different outputs than in the first "
-                f"traced step: {[s.name for s in layout]} against "
-                f"{[s.name for s in self._layout]}. A monitored model must call "
-                "the same sites, with the same unit shapes, at every step."
+                f"traced step: {_layout_difference(layout, self._layout)}. A "
+                "monitored model must call the same sites, with the same unit "
+                "shapes, at every step."
             )
         order = [index for entry in pending for index in indices[id(entry)]]
         vectors = [tf.gather(tf.concat(vectors, axis=0), order)]
@@ -375,9 +412,14 @@ class CounterRecorder:
             )
             value_sum, square_sum = moments if moments else (None, None)
             element_count = int(round(numbers[vectors * units]))
+            positive_sample = None
+            if layout.sampled:
+                counted = int(round(numbers[vectors * units + 1]))
+                if counted != element_count:  # else every value was counted
+                    positive_sample = counted
             input_mean_square = None
             if layout.has_input:
-                half_square_sum, size = numbers[vectors * units + 1 :]
+                half_square_sum, size = numbers[layout.size - 2 : layout.size]
                 if size > 0:
                     input_mean_square = float(2.0 * half_square_sum / size)
             counters = UnitCounters(
@@ -393,6 +435,7 @@ class CounterRecorder:
                 if square_sum is None
                 else square_sum.reshape(layout.unit_shape),
                 input_mean_square=input_mean_square,
+                positive_sample=positive_sample,
             )
             if layout.name in result:
                 counters = _add(result[layout.name], counters)
@@ -410,6 +453,21 @@ class CounterRecorder:
         values = self.read()
         self.reset()
         return values
+
+
+def _layout_difference(new: list[_SiteLayout], old: list[_SiteLayout]) -> str:
+    """The first difference between two steps' site layouts, in words."""
+    names = [site.name for site in new], [site.name for site in old]
+    if names[0] != names[1]:
+        return f"sites {names[0]} against {names[1]}"
+    for now, before in zip(new, old, strict=True):
+        for field in ("unit_shape", "moments", "has_input", "sampled"):
+            if getattr(now, field) != getattr(before, field):
+                return (
+                    f"site {now.name!r} has {field}={getattr(now, field)!r} "
+                    f"against {getattr(before, field)!r}"
+                )
+    return "the same sites, in other positions"
 
 
 def _row_summer(matrix: tf.Tensor):
@@ -433,6 +491,22 @@ def _fused_by_xla_or_gpu() -> bool:
     return compiled_by_xla() or bool(tf.config.list_logical_devices("GPU"))
 
 
+def samples_positive_counts(kind: str | None) -> bool:
+    """Whether a site of `kind` with several values per unit per sample (a
+    conv's channels), traced now, has its positive count taken over the
+    first sample of each batch only (when its recorder samples).
+
+    Only where it pays and loses nothing exact: on a CPU without XLA, for
+    ReLU and ReLU6, whose outputs are never negative, so that a unit's
+    absolute sum is 0 exactly when it never fired. There the positive count
+    would take a sign pass and a second sum over every value, nearly all of
+    a streaming monitor's cost on a convnet; on the first sample, it costs a
+    fraction of that. Under XLA, or with a GPU, the sums are fused into the
+    step and every value is counted.
+    """
+    return kind in NON_NEGATIVE_KINDS and not _fused_by_xla_or_gpu()
+
+
 def _group_sums(group: list[_PendingSite]) -> tuple[tf.Tensor, tf.Tensor]:
     """The per-unit sums of a group of sites of one kind, as one flat vector
     (term by term: positive count, absolute sum, ...; within a term, site by
@@ -452,8 +526,15 @@ def _group_sums(group: list[_PendingSite]) -> tuple[tf.Tensor, tf.Tensor]:
     if entry.sums is not None:
         return tf.concat(entry.sums, 0), entry.count
     summer = _row_summer(entry.matrix)
-    sums = tf.concat([summer(term(entry.matrix)) for term in terms], 0)
-    return sums, _rows(entry.matrix)
+    if entry.sample is None:
+        sums = tf.concat([summer(term(entry.matrix)) for term in terms], 0)
+        rows = _rows(entry.matrix)
+        # A site that may be sampled but is not: every value was counted.
+        return sums, tf.concat([rows, rows], 0) if entry.layout.sampled else rows
+    positive, *rest = terms
+    sums = [_row_summer(entry.sample)(positive(entry.sample))]
+    sums += [summer(term(entry.matrix)) for term in rest]
+    return tf.concat(sums, 0), tf.concat([_rows(entry.matrix), _rows(entry.sample)], 0)
 
 
 #: Ops whose output's first axis is their first input's (elementwise on one
@@ -565,10 +646,14 @@ def _add(first: UnitCounters, second: UnitCounters) -> UnitCounters:
     def plus(a, b):
         return None if a is None or b is None else a + b
 
+    positive_sample = None
+    if first.positive_sample is not None or second.positive_sample is not None:
+        positive_sample = first.counted_values + second.counted_values
     return UnitCounters(
         positive_count=first.positive_count + second.positive_count,
         abs_sum=first.abs_sum + second.abs_sum,
         element_count=first.element_count + second.element_count,
+        positive_sample=positive_sample,
         value_sum=plus(first.value_sum, second.value_sum),
         square_sum=plus(first.square_sum, second.square_sum),
         input_mean_square=first.input_mean_square

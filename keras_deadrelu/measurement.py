@@ -55,8 +55,13 @@ class SiteMeasurement:
         self.sites = list(sites)
         self.dormant_tau = dormant_tau
         self.exclusive = exclusive
-        self.recorder = CounterRecorder(granularity)
         self.streaming = probe_batches is None
+        # Streaming, a ReLU conv site's firing rate is estimated from the
+        # first sample of each batch on a CPU without XLA (its dead units
+        # stay exact): counting every value costs more than the step allows.
+        self.recorder = CounterRecorder(
+            granularity, sample_positive_counts=self.streaming
+        )
         self.instrumentation = Instrumentation(
             model,
             self.sites,

@@ -9,6 +9,9 @@ definition can be checked by hand.
   NaN unit is never counted as alive and never as dead: it has its own count.
 - **Dead fraction**: dead units / units (NaN units stay in the denominator).
 - **Firing rate**: share of the values (inputs times positions) that were > 0.
+  Where the positive count was taken over a sample of the values (a ReLU conv
+  site, streaming on a CPU without XLA), it is that sample's share, and at
+  least ``1 / element_count`` for a unit that fired (dead or alive is exact).
 - **Dormant** (Sokar et al. 2023, ReDo): ``score_i = mean|a_i| / mean_k
   mean|a_k|`` over the site's finite units; dormant when ``score_i <= tau``.
   With ``tau = 0`` dormant equals dead for ReLU.
@@ -47,6 +50,11 @@ class UnitCounters:
         square_sum: sum of squared values per unit (SELU sites only).
         input_mean_square: mean square of the input of the layer that computes
             the site (layers with a kernel), for the diagnosis.
+        positive_sample: when `positive_count` was counted over a sample of
+            the values (the first sample of each batch), the number of values
+            per unit in that sample; None when over all `element_count`. Only
+            for sites whose outputs are never negative (ReLU, ReLU6), whose
+            dead units are then read from `abs_sum`, exactly.
     """
 
     positive_count: np.ndarray
@@ -55,6 +63,14 @@ class UnitCounters:
     value_sum: np.ndarray | None = None
     square_sum: np.ndarray | None = None
     input_mean_square: float | None = None
+    positive_sample: int | None = None
+
+    @property
+    def counted_values(self) -> int:
+        """The number of values per unit that `positive_count` counts."""
+        if self.positive_sample is None:
+            return self.element_count
+        return self.positive_sample
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,9 +176,17 @@ def site_statistics(
     input_mean_square = counters.input_mean_square
     if input_mean_square is not None and not np.isfinite(input_mean_square):
         nan = np.ones_like(nan)
-    dead = (positive_count == 0) & ~nan
+    if counters.positive_sample is None:
+        dead = (positive_count == 0) & ~nan
+        rate = positive_count / max(elements, 1)
+    else:
+        # Outputs never negative: a unit never fired exactly when its
+        # absolute sum is 0. A unit that fired did so at least once.
+        dead = (abs_sum == 0) & ~nan
+        rate = positive_count / max(counters.positive_sample, 1)
+        rate = np.where(dead, 0.0, np.maximum(rate, 1 / max(elements, 1)))
     with np.errstate(invalid="ignore", divide="ignore"):
-        firing_rate = np.where(nan, np.nan, positive_count / max(elements, 1))
+        firing_rate = np.where(nan, np.nan, rate)
         mean_abs = abs_sum / max(elements, 1)
         finite_mean_abs = mean_abs[~nan]
         layer_mean = finite_mean_abs.mean() if finite_mean_abs.size else 0.0

@@ -32,3 +32,18 @@ def dead_fraction(activations: np.ndarray, channel_axis: int = -1) -> float:
 def dead_units(activations: np.ndarray, channel_axis: int = -1) -> np.ndarray:
     moved = np.moveaxis(activations, channel_axis, -1)
     return ~(moved > 0).reshape(-1, moved.shape[-1]).any(axis=0)
+
+
+def sampled_firing_rate(
+    activations: np.ndarray, first_samples, channel_axis: int = -1
+) -> np.ndarray:
+    """A streaming ReLU conv site's firing rates on a CPU without XLA: each
+    channel's share of positive values in the samples at `first_samples`
+    (the first of each batch, or of each replica's share of it); at least
+    1 / its values where it fired at all, 0 where it never did."""
+    moved = np.moveaxis(activations, channel_axis, -1)
+    every = moved.reshape(-1, moved.shape[-1])
+    firsts = moved[list(first_samples)].reshape(-1, moved.shape[-1])
+    rate = (firsts > 0).mean(axis=0)
+    fired = (every > 0).any(axis=0)
+    return np.where(fired, np.maximum(rate, 1 / len(every)), 0.0)

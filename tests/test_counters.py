@@ -6,9 +6,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from numpy_reference import sampled_firing_rate
 
 from keras_deadrelu.counters import CounterRecorder
 from keras_deadrelu.sites import Site
+from keras_deadrelu.unit_statistics import site_statistics
 
 
 def _step_function(recorder, site, jit_compile):
@@ -90,6 +92,73 @@ def test_channels_first_sums_over_batch_and_positions(jit_compile):
     )
     np.testing.assert_allclose(counters.abs_sum, 2 * per_unit.sum(axis=0), rtol=1e-5)
     assert counters.positive_count[0] == 0
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_sampled_positive_counts_keep_dead_units_exact(jit_compile):
+    # A recorder that samples (the monitor's streaming one) counts a ReLU
+    # conv site's positive values in the first sample of each batch only, on
+    # a CPU without XLA; a unit is dead exactly when its absolute sum is 0.
+    values = _outputs((6, 4, 3, 5), seed=5, kind="relu")
+    values[:, :, :, 1] = 0.0  # dead
+    values[:, :, :, 2] = 0.0
+    values[4, 2, 1, 2] = 0.25  # fires once, not in the first sample
+    recorder = CounterRecorder("channel", sample_positive_counts=True)
+    counters = _record_in_a_step(
+        recorder, Site("act", keras.layers.ReLU(), "relu"), values, jit_compile
+    )
+    stats = site_statistics("act", "relu", counters, dormant_tau=0.0)
+    every = values.reshape(-1, 5)
+    assert stats.dead.tolist() == [True, True, False, False, False]
+    assert counters.element_count == 2 * len(every)
+    sampled = not jit_compile and not tf.config.list_logical_devices("GPU")
+    if sampled:
+        assert counters.positive_sample == 2 * 12
+        np.testing.assert_array_equal(
+            counters.positive_count, 2 * (values[0].reshape(-1, 5) > 0).sum(axis=0)
+        )
+        np.testing.assert_allclose(
+            stats.firing_rate,
+            sampled_firing_rate(np.concatenate([values, values]), [0, len(values)]),
+        )
+        assert stats.firing_rate[2] == 1 / (2 * len(every))  # fired, not sampled
+    else:
+        assert counters.positive_sample is None
+        np.testing.assert_allclose(stats.firing_rate, (every > 0).mean(axis=0))
+    np.testing.assert_allclose(counters.abs_sum, 2 * every.sum(axis=0), rtol=1e-5)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_sampled_positive_counts_channels_first(jit_compile):
+    values = _outputs((5, 4, 3, 3), seed=6, kind="relu")
+    values[:, 0] = 0.0
+    values[:, 3] = 0.0
+    values[2, 3, 1, 1] = 1.0  # fires once, not in the first sample
+    site = Site("conv", keras.layers.ReLU(), "relu", 1)
+    recorder = CounterRecorder("channel", sample_positive_counts=True)
+    counters = _record_in_a_step(recorder, site, values, jit_compile)
+    stats = site_statistics("conv", "relu", counters, dormant_tau=0.0)
+    assert stats.dead.tolist() == [True, False, False, False]
+    if not jit_compile and not tf.config.list_logical_devices("GPU"):
+        both_steps = np.concatenate([values, values])
+        expected = sampled_firing_rate(both_steps, [0, 5], channel_axis=1)
+    else:
+        expected = (np.moveaxis(values, 1, -1).reshape(-1, 4) > 0).mean(axis=0)
+    np.testing.assert_allclose(stats.firing_rate, expected)
+
+
+@pytest.mark.parametrize("kind", ["leaky_relu", "elu", "selu"])
+def test_kinds_with_negative_outputs_count_every_value(kind):
+    # Their dead units come from the positive count, so it is never sampled.
+    values = np.random.default_rng(8).normal(size=(4, 3, 3, 2)).astype("float32")
+    recorder = CounterRecorder("channel", sample_positive_counts=True)
+    counters = _record_in_a_step(
+        recorder, Site("act", keras.layers.Activation(kind), kind), values, False
+    )
+    assert counters.positive_sample is None
+    np.testing.assert_array_equal(
+        counters.positive_count, 2 * (values.reshape(-1, 2) > 0).sum(axis=0)
+    )
 
 
 def _summing_ops(site, shape, jit_compile, granularity="channel"):
@@ -364,3 +433,57 @@ def test_batch_sizes_known_to_differ_beside_an_unknown_one(jit_compile):
     counters = recorder.read()
     for site, site_values in zip(sites, values, strict=True):
         _assert_counters(counters[site.name], [site_values])
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_sampled_sites_beside_others_keep_every_offset(jit_compile):
+    # A sampling recorder, with a sampled conv site called twice (a shared
+    # layer) and given its layer's input, between sites counted in full.
+    rng = np.random.default_rng(9)
+    dense = Site("dense", keras.layers.ReLU(), "relu")
+    conv = Site("conv", keras.layers.ReLU(), "relu")
+    leaky = Site("leaky", keras.layers.LeakyReLU(0.1), "leaky_relu")
+    records = [
+        (dense, _outputs((6, 3), 1, "relu")),
+        (conv, _outputs((6, 3, 2, 4), 2, "relu")),
+        (leaky, rng.normal(size=(6, 2, 2, 3)).astype("float32")),
+        (conv, _outputs((6, 3, 2, 4), 3, "relu")),
+    ]
+    conv_input = rng.normal(size=(6, 5, 4, 2)).astype("float32")
+    recorder = CounterRecorder(sample_positive_counts=True)
+
+    @tf.function(jit_compile=jit_compile)
+    def step(*tensors):
+        recorder.start_step()
+        for (site, _), values in zip(records, tensors, strict=True):
+            layer_input = conv_input if site is conv else None
+            recorder.record(site, values, layer_input=layer_input)
+        recorder.finish_step()
+        return tf.constant(0)
+
+    step(*[tf.constant(values) for _, values in records])
+    counters = recorder.read()
+    _assert_counters(counters["dense"], [records[0][1]])
+    _assert_counters(counters["leaky"], [records[2][1]])
+    shared = counters["conv"]
+    calls = [records[1][1], records[3][1]]
+    positive, absolute, count = _expected(calls)
+    np.testing.assert_allclose(shared.abs_sum, absolute, rtol=1e-5)
+    assert shared.element_count == count
+    expected_mean_square = np.mean(np.square(conv_input[0]))
+    assert shared.input_mean_square == pytest.approx(expected_mean_square, rel=1e-5)
+    if not jit_compile and not tf.config.list_logical_devices("GPU"):
+        firsts = [values[:1] for values in calls]
+        assert shared.positive_sample == 2 * 3 * 2
+        np.testing.assert_array_equal(shared.positive_count, _expected(firsts)[0])
+    else:
+        assert shared.positive_sample is None
+        np.testing.assert_array_equal(shared.positive_count, positive)
+
+
+def test_a_site_whose_unit_shape_changes_is_named():
+    site = Site("act", keras.layers.ReLU(), "relu")
+    recorder = CounterRecorder()
+    _record_in_a_step(recorder, site, np.ones((2, 3), "float32"), False)
+    with pytest.raises(RuntimeError, match=r"site 'act' has unit_shape=\(4,\)"):
+        _record_in_a_step(recorder, site, np.ones((2, 4), "float32"), False)

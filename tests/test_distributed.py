@@ -125,6 +125,14 @@ def _streaming(tf, keras, kd, strategy, rng, results, freq, recorder_log):
         results[f"{prefix}/{name}/replica_element_counts"] = np.array(
             [share[name].element_count for share in shares]
         )
+        results[f"{prefix}/{name}/replica_counted_values"] = np.array(
+            [share[name].counted_values for share in shares]
+        )
+    # Whether conv's positive counts were sampled (a CPU without XLA).
+    results[f"{prefix}/sampled"] = shares[0]["conv"].positive_sample is not None
+    results[f"{prefix}/expect_sampled"] = not (
+        model.jit_compile or tf.config.list_logical_devices("GPU")
+    )
 
     # The same model and weights on one device, no strategy.
     single = _conv_dense_model(keras)
@@ -299,7 +307,12 @@ if __name__ == "__main__":
 
 
 # ----------------------------------------------------------------- the tests
-from numpy_reference import conv2d_valid, dense, relu  # noqa: E402
+from numpy_reference import (  # noqa: E402
+    conv2d_valid,
+    dense,
+    relu,
+    sampled_firing_rate,
+)
 
 
 @pytest.fixture(scope="module")
@@ -334,6 +347,28 @@ def per_channel(activations):
     return activations.reshape(-1, activations.shape[-1])
 
 
+def first_samples(count, replicas=1):
+    """The index of the first sample of each batch (`replicas` = 1) or of
+    each replica's share of it: MirroredStrategy splits a batch in order,
+    the larger shares first (13 samples: 7 and 6)."""
+    firsts = []
+    for start in range(0, count, BATCH_SIZE):
+        size = min(BATCH_SIZE, count - start)
+        share = -(-size // replicas)
+        firsts += [start + r * share for r in range(replicas) if r * share < size]
+    return firsts
+
+
+def expected_firing_rate(site, activations, replicas, sampled):
+    """Every value counted, or (a ReLU conv site, streaming on a CPU without
+    XLA) the first sample of each share."""
+    if site == "conv" and sampled:
+        return sampled_firing_rate(
+            activations, first_samples(len(activations), replicas)
+        )
+    return (per_channel(activations) > 0).mean(axis=0)
+
+
 @pytest.mark.parametrize("name", ["streaming", "streaming_steps"])
 def test_streaming_counts_add_up_across_replicas(results, name):
     assert int(results["replicas"]) == 2
@@ -343,26 +378,42 @@ def test_streaming_counts_add_up_across_replicas(results, name):
     pre = dense(
         conv.reshape(len(x), -1), found["pre_relu/kernel"], found["pre_relu/bias"]
     )
-    expected = {"conv": per_channel(conv), "relu_layer": relu(pre)}
+    expected = {"conv": conv, "relu_layer": relu(pre)}
 
     assert str(found["buffer_type"]) == "SyncOnReadVariable"
+    sampled = bool(found["sampled"])
+    assert sampled == bool(found["expect_sampled"])
     dead_total = units_total = 0
     for site, activations in expected.items():
-        fired = activations > 0
+        fired = per_channel(activations) > 0
         reference_dead = ~fired.any(axis=0)
         np.testing.assert_array_equal(found[f"{site}/dead"], reference_dead)
-        np.testing.assert_allclose(found[f"{site}/firing_rate"], fired.mean(axis=0))
-        # The same figures as one device running the same weights and data.
+        np.testing.assert_allclose(
+            found[f"{site}/firing_rate"],
+            expected_firing_rate(site, activations, 2, sampled),
+        )
+        # The same dead units as one device running the same weights and
+        # data (whose sampled firing rates take other first samples).
         np.testing.assert_array_equal(found[f"single/{site}/dead"], reference_dead)
         np.testing.assert_allclose(
-            found[f"single/{site}/firing_rate"], found[f"{site}/firing_rate"]
+            found[f"single/{site}/firing_rate"],
+            expected_firing_rate(site, activations, 1, sampled),
         )
         # Each replica counted its own share of every batch; the shares add up.
         shares = found[f"{site}/replica_positive_counts"]
         elements = found[f"{site}/replica_element_counts"]
         assert shares.shape[0] == 2 and np.all(elements > 0)
-        assert elements.sum() == len(activations)
-        np.testing.assert_array_equal(shares.sum(axis=0), fired.sum(axis=0))
+        assert elements.sum() == len(fired)
+        if site == "conv" and sampled:
+            firsts = activations[first_samples(len(activations), 2)]
+            fired_in_firsts = per_channel(firsts) > 0
+            counted = found[f"{site}/replica_counted_values"]
+            assert counted.sum() == len(fired_in_firsts)
+            np.testing.assert_array_equal(
+                shares.sum(axis=0), fired_in_firsts.sum(axis=0)
+            )
+        else:
+            np.testing.assert_array_equal(shares.sum(axis=0), fired.sum(axis=0))
         dead_total += reference_dead.sum()
         units_total += reference_dead.size
     assert 0 < dead_total < units_total

@@ -375,6 +375,52 @@ def test_swap_on_activation_layers_and_convolutions(kind):
     np.testing.assert_allclose(model.predict(x, verbose=0), expected, atol=1e-5)
 
 
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_swap_in_fit_on_a_conv_site_then_counts_every_value(jit_compile):
+    # Streaming on a CPU without XLA, a ReLU conv site's positive count is
+    # sampled; once swapped to Leaky ReLU it is counted in full. The layout
+    # of the counters must survive the retrace, and both windows must match
+    # NumPy (learning rate 0: the weights stay as set).
+    inputs = keras.Input((6, 6, 3))
+    conv = keras.layers.Conv2D(6, 3, activation="relu", name="c")
+    model = keras.Model(
+        inputs, keras.layers.Dense(1)(keras.layers.Flatten()(conv(inputs)))
+    )
+    conv.bias.assign(np.where(np.arange(6) % 3 == 0, -20.0, 0.0).astype("float32"))
+    model.compile(keras.optimizers.SGD(0.0), "mse", jit_compile=jit_compile)
+    x = rng.random((16, 6, 6, 3)).astype("float32")
+    monitor = kd.DeadNeuronMonitor(
+        log_dir=None, verbose=0, threshold=0.2, fix="leaky_relu"
+    )
+    history = model.fit(
+        x,
+        np.zeros((16, 1), "float32"),
+        epochs=2,
+        batch_size=8,
+        shuffle=False,
+        verbose=0,
+        callbacks=[monitor],
+    )
+    assert [event.fix for event in monitor.events] == ["leaky_relu"]
+    assert history.history["dead_fraction/c"] == [pytest.approx(2 / 6)] * 2
+    kernel, bias = conv.get_weights()
+    windows = np.lib.stride_tricks.sliding_window_view(x, (3, 3), axis=(1, 2))
+    pre = np.einsum("bhwcij,ijco->bhwo", windows, kernel) + bias
+    # The second window ran Leaky ReLU: every value counted, on every path.
+    np.testing.assert_allclose(
+        monitor.last_window["c"].firing_rate,
+        (pre > 0).reshape(-1, 6).mean(axis=0),
+    )
+    np.testing.assert_allclose(
+        model.predict(x, verbose=0),
+        np.where(pre >= 0, pre, 0.01 * pre).reshape(16, -1)
+        @ model.layers[-1].get_weights()[0]
+        + model.layers[-1].get_weights()[1],
+        rtol=1e-4,
+        atol=1e-4,
+    )
+
+
 def test_fix_actions_are_warned_unless_verbose_is_zero():
     model = bias_killed_model()
     monitor = kd.DeadNeuronMonitor(log_dir=None, fix="leaky_relu", verbose=1)

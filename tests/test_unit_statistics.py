@@ -36,6 +36,24 @@ def test_all_dead_site_is_all_dormant():
     assert stats.dead_fraction == 1.0 and stats.dormant_fraction == 1.0
 
 
+def test_sampled_positive_count_gives_an_estimated_rate_and_exact_dead_units():
+    # 100 values per unit, of which 10 (the first samples) were counted:
+    # unit 0 never fired; unit 1 fired, though not in the sample (so at
+    # least 1 in 100); unit 2 fired on 4 of the 10; unit 3 produced a NaN.
+    counters = UnitCounters(
+        positive_count=np.array([0, 0, 4, 2]),
+        abs_sum=np.array([0.0, 0.3, 7.0, np.nan]),
+        element_count=100,
+        positive_sample=10,
+    )
+    stats = site_statistics("s", "relu", counters, dormant_tau=0.0)
+    assert stats.dead.tolist() == [True, False, False, False]
+    assert stats.nan.tolist() == [False, False, False, True]
+    np.testing.assert_allclose(stats.firing_rate, [0.0, 0.01, 0.4, np.nan])
+    assert counters.counted_values == 10
+    assert UnitCounters(np.zeros(1), np.zeros(1), 7).counted_values == 7
+
+
 def test_selu_moments_from_sums():
     values = np.random.default_rng(0).normal(1.0, 2.0, size=(1000, 3))
     counters = UnitCounters(
