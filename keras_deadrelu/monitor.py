@@ -37,7 +37,12 @@ from keras_deadrelu.resume_state import (
     weights_fingerprint,
     write_states,
 )
-from keras_deadrelu.sites import Site, find_sites, select_sites
+from keras_deadrelu.sites import (
+    Site,
+    find_sites,
+    select_sites,
+    site_output_shapes,
+)
 from keras_deadrelu.tensorboard_sink import DEFAULT_RUN_NAME, TensorBoardSink
 from keras_deadrelu.threshold_alerts import (
     DeadNeuronWarning,
@@ -308,6 +313,8 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
                 DeadNeuronWarning,
                 stacklevel=2,
             )
+        if self.granularity == "unit":
+            _check_static_unit_axes(self.model, sites)
         for fix in self.fixes:
             fix.check_model(self.model)
             out_of_reach = fix.sites_out_of_reach(sites)
@@ -590,6 +597,7 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
                     for (index, name), until in self._cooldown_until.items()
                 ],
                 "above_threshold": sorted(self._alerts.above),
+                "sites": [site.name for site in self.sites],
                 "diagnosis_messages": dict(self._diagnosis_messages),
                 "diagnoses": [
                     [at, name, d.cause, d.evidence, d.advice]
@@ -619,6 +627,7 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         try:
             referenced = {event["site"] for event in state["events"]}
             referenced |= set(state["above_threshold"])
+            referenced |= set(state.get("sites", []))  # absent in older states
             unknown = sorted(referenced - names)
             if unknown:
                 raise ValueError(
@@ -775,3 +784,23 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
                     warnings.warn(message, DeadNeuronWarning, stacklevel=4)
                 if fix.model_wide:
                     break
+
+
+def _check_static_unit_axes(model: Any, sites: list[Site]) -> None:
+    """With ``granularity="unit"`` every output position is a unit, so a
+    site's output axes after the batch axis need static sizes. Checked when
+    ``fit`` starts, on the shapes the model's own graph knows; a nested
+    model's layers (whose graph may be less specific than the outer call)
+    and a subclassed model's are checked when the step is traced."""
+    own_layers = {id(layer) for layer in getattr(model, "layers", [])}
+    for site in sites:
+        if id(site.layer) not in own_layers:
+            continue
+        for shape in site_output_shapes(site):
+            if any(size is None for size in shape[1:]):
+                raise ValueError(
+                    f"granularity='unit' needs every output axis after the batch "
+                    f"axis to have a static size, but site {site.name!r} outputs "
+                    f"shape {shape}. Use granularity='channel', or give the model "
+                    "inputs of a fixed size."
+                )

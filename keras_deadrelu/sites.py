@@ -199,6 +199,27 @@ class _LayoutWalk:
         return axis
 
 
+def site_output_shapes(site: Site) -> list[tuple]:
+    """The shapes of `site`'s outputs in the model's graph, one per call of
+    its layer (none for a layer without graph nodes, as in a subclassed
+    model).
+
+    >>> import keras
+    >>> inputs = keras.Input((None, 3))
+    >>> layer = keras.layers.Dense(4, activation="relu")
+    >>> _ = keras.Model(inputs, layer(inputs))
+    >>> site_output_shapes(Site("dense", layer, "relu"))
+    [(None, None, 4)]
+    """
+    shapes = []
+    for node in getattr(site.layer, "_inbound_nodes", []):
+        for tensor in getattr(node, "output_tensors", []):
+            shape = getattr(tensor, "shape", None)
+            if shape is not None:
+                shapes.append(tuple(shape))
+    return shapes
+
+
 def _parents(layer: Any) -> list[Any]:
     """The layers whose outputs `layer` was called on, in every call."""
     return [

@@ -107,6 +107,46 @@ def test_unknown_layer_name_fails_in_on_train_begin():
     fit_raises(monitor, ValueError, r"Available sites: 'hidden'.*layers=\['hiden'\]")
 
 
+def _sequence_model(inner_length=None, outer_length=None):
+    """Dense(relu) over the last axis of a sequence, inside a nested model
+    whose input length may differ from the outer model's."""
+    inner = keras.Sequential(
+        [
+            keras.Input((inner_length, 3)),
+            keras.layers.Dense(4, activation="relu", name="inner_dense"),
+        ],
+        name="inner",
+    )
+    inputs = keras.Input((outer_length, 3))
+    hidden = keras.layers.Dense(2, activation="relu", name="outer_dense")(inputs)
+    hidden = keras.layers.Dense(3)(hidden)
+    outputs = keras.layers.GlobalAveragePooling1D()(inner(hidden))
+    built = keras.Model(inputs, outputs)
+    built.compile("sgd", "mse")
+    return built
+
+
+def test_unit_granularity_on_a_dynamic_axis_fails_in_on_train_begin():
+    built = _sequence_model()
+    before = [w.copy() for w in built.get_weights()]
+    monitor = kd.DeadNeuronMonitor(log_dir=None, granularity="unit")
+    pattern = r"granularity='unit'.*site 'outer_dense' outputs shape \(None, None, 2\)"
+    with pytest.raises(ValueError, match=pattern):
+        built.fit(np.ones((4, 5, 3)), np.ones((4, 4)), verbose=0, callbacks=[monitor])
+    assert int(built.optimizer.iterations.numpy()) == 0
+    for old, new in zip(before, built.get_weights(), strict=True):
+        np.testing.assert_array_equal(old, new)
+
+
+def test_unit_granularity_trusts_the_outer_shape_over_a_nested_model():
+    # The nested model's graph has a dynamic length; the outer call does not.
+    built = _sequence_model(inner_length=None, outer_length=5)
+    monitor = kd.DeadNeuronMonitor(log_dir=None, granularity="unit", verbose=0)
+    built.fit(np.ones((4, 5, 3)), np.ones((4, 4)), verbose=0, callbacks=[monitor])
+    assert monitor.last_window["inner/inner_dense"].unit_count == 5 * 4
+    assert monitor.last_window["outer_dense"].unit_count == 5 * 2
+
+
 def test_a_layer_name_shared_by_two_sites_must_be_a_path():
     def block(name):
         inputs = keras.Input((5,))

@@ -218,6 +218,28 @@ def test_a_state_from_another_model_is_named_and_ignored(tmp_path):
     assert monitor.events == []
 
 
+def test_a_state_from_another_model_is_named_even_with_no_event(tmp_path):
+    # Nothing crossed the threshold and no fix acted: the state still names
+    # the sites it was measured on.
+    run(tmp_path, interrupt=(3, 2))
+    path = os.path.join(tmp_path, "backup", STATE_FILE)
+    with open(path) as handle:
+        saved = json.load(handle)
+    for state in saved["states"]:
+        state["fingerprint"] = "another model"
+        state["above_threshold"], state["events"] = [], []
+        assert state["sites"] == ["h1", "h2"]
+    with open(path, "w") as handle:
+        json.dump(saved, handle)
+    monitor = kd.DeadNeuronMonitor(None, verbose=0, backup_dir=tmp_path / "backup")
+    model = mlp(keras.optimizers.SGD(0.01), bias=-5.0)
+    model.get_layer("h1").name = "a1"
+    model.optimizer.build(model.trainable_variables)
+    model.optimizer.iterations.assign(100)  # newer than every state
+    with pytest.warns(kd.DeadNeuronWarning, match=r"does not have: \['h1'\]"):
+        model.fit(X, Y, epochs=1, verbose=0, callbacks=[monitor])
+
+
 def test_schedule_scale_survives_a_restart(tmp_path):
     def schedule_optimizer():
         rate = keras.optimizers.schedules.ExponentialDecay(0.5, 1000, 0.99)
