@@ -107,19 +107,52 @@ def _consumers(layer: Any) -> list[Any]:
     ]
 
 
-def _keeps_channels(layer: Any, site: Site) -> bool:
-    """Whether `layer`, met after `site`, keeps each of its channels apart."""
+def _format_axis(layer: Any) -> int | None:
+    """The channel axis (batch included) a layer's ``data_format`` names, or
+    None for a layer without one."""
+    data_format = getattr(layer, "data_format", None)
+    if data_format is None:
+        return None
+    return 1 if data_format == "channels_first" else -1
+
+
+def _rank(node: Any) -> int:
+    """The rank (batch included) of the first input of the call `node`."""
+    return len(node.input_tensors[0].shape)
+
+
+def _keeps_channels(layer: Any, axis: int, rank: int) -> bool:
+    """Whether `layer`, met after a site, keeps each of its channels apart:
+    the units on `axis` of its rank-`rank` input."""
     if isinstance(layer, keras.layers.Activation):
         name = getattr(layer.activation, "__name__", "")
         return name not in _MIXING_ACTIVATIONS  # softmax mixes the channels
     if isinstance(layer, keras.layers.BatchNormalization):
-        rank = len(site.layer.output.shape)
         axes = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
-        return [axis % rank for axis in axes] == [site.channel_axis % rank]
-    return isinstance(layer, _CHANNEL_PRESERVING) or (
+        return [each % rank for each in axes] == [axis % rank]
+    if isinstance(layer, _CHANNEL_PRESERVING):
+        # A pooling layer of another data format pools across the units.
+        own = _format_axis(layer)
+        return own is None or own % rank == axis % rank
+    return (
         isinstance(layer, keras.layers.Layer)
         and type(layer).__module__.startswith("keras_deadrelu.layers")
         and not hasattr(layer, "kernel")
+    )
+
+
+def _axis_mismatch(consumer: Any, axis: int, rank: int) -> str | None:
+    """Why `consumer` (a Dense or Conv) does not take the units, on `axis` of
+    its rank-`rank` input, as its input channels; None when it does (a Dense
+    acts on the last axis, a conv on its ``data_format``'s channel axis)."""
+    own = _format_axis(consumer)
+    own = (-1 if own is None else own) % rank
+    if own == axis % rank:
+        return None
+    name = type(consumer).__name__
+    return (
+        f"{consumer.name} ({name}) acts on axis {own} of its input, "
+        f"the units are on axis {axis % rank}"
     )
 
 
@@ -157,11 +190,15 @@ class OutgoingPath:
     channels start in each one's output), perhaps a ``Flatten`` into a Dense
     layer and dropout after it. The units reach `consumer`'s input channels
     (or, after a Flatten, its rows) at `channel_offset` plus their index.
+    `node` is the consumer's call that takes them; `axis` the units' axis
+    (batch included) in the input of the Flatten, if any, else of the call.
     """
 
     consumer: Any
     between: list[Any]
     offsets: dict[int, int]
+    node: Any = None
+    axis: int = -1
 
     @property
     def channel_offset(self) -> int:
@@ -177,12 +214,12 @@ def _outbound(node: Any, layer: Any) -> list[Any]:
     ]
 
 
-def _concat_offset(node: Any, producer: Any, site: Site) -> int | str:
-    """Where `producer`'s channels start in the output of the Concatenate call
-    `node`, or why that is not known."""
+def _concat_offset(node: Any, producer: Any, axis: int) -> int | str:
+    """Where `producer`'s channels (on `axis`) start in the output of the
+    Concatenate call `node`, or why that is not known."""
     layer = node.operation
-    rank = len(site.layer.output.shape)
-    if layer.axis % rank != site.channel_axis % rank:
+    rank = _rank(node)
+    if layer.axis % rank != axis % rank:
         return f"{layer.name} joins along another axis than the channels"
     inputs = list(node.input_tensors)
     mine = [i for i, t in enumerate(inputs) if t._keras_history.operation is producer]
@@ -194,22 +231,37 @@ def _concat_offset(node: Any, producer: Any, site: Site) -> int | str:
     return int(sum(sizes))
 
 
+def _unreached_call(paths: list[OutgoingPath], site: Site) -> str | None:
+    """Why zeroing the paths' consumers would change another branch: one of
+    them is also called on inputs the site does not feed; None if not."""
+    reached = {id(path.node) for path in paths}
+    for path in paths:
+        calls = getattr(path.consumer, "_inbound_nodes", [])
+        if any(id(call) not in reached for call in calls):
+            name = path.consumer.name
+            return f"{name} is also called on inputs {site.layer.name} does not feed"
+    return None
+
+
 def outgoing_paths(site: Site) -> tuple[list[OutgoingPath], str]:
     """Every way from the site's units to the next weighted layers, or no way
     and why not. Every branch must end at a layer whose kernel takes the
     units as input channels (or, after a Flatten, as rows of a Dense
     kernel), through layers that keep each unit apart; any other layer (a
-    residual Add, a Reshape, a LayerNormalization) stops the walk."""
+    residual Add, a Reshape, a LayerNormalization, a Dense or conv acting on
+    another axis) stops the walk, and so does a consumer also called on
+    inputs the site does not feed."""
     paths: list[OutgoingPath] = []
-    # Each entry: (node, its layer, layers so far, concat offsets, flattened).
+    # Each entry: (node, its layer, layers so far, concat offsets, flattened,
+    # the units' axis in the node's output).
     pending = [
-        (node, site.layer, [], {}, False)
+        (node, site.layer, [], {}, False, site.channel_axis)
         for node in getattr(site.layer, "_inbound_nodes", [])
     ]
     while pending:
         if len(paths) + len(pending) > 64:
             return [], "too many branches"
-        node, layer, between, offsets, flattened = pending.pop()
+        node, layer, between, offsets, flattened, axis = pending.pop()
         if len(between) > 16:
             return [], "graph too deep"
         taken = _outbound(node, layer)
@@ -218,29 +270,41 @@ def outgoing_paths(site: Site) -> tuple[list[OutgoingPath], str]:
         for outbound in taken:
             consumer = outbound.operation
             more = [*between, consumer]
+            rank = _rank(outbound)
             if flattened:
                 if isinstance(consumer, DROPOUT_AND_NOISE):
-                    pending.append((outbound, consumer, more, offsets, True))
+                    pending.append((outbound, consumer, more, offsets, True, axis))
                 elif isinstance(consumer, keras.layers.Dense) and input_axis(consumer):
-                    paths.append(OutgoingPath(consumer, between, offsets))
+                    paths.append(
+                        OutgoingPath(consumer, between, offsets, outbound, axis)
+                    )
                 else:
                     return [], f"{consumer.name} follows a Flatten"
             elif isinstance(consumer, keras.layers.Concatenate):
-                offset = _concat_offset(outbound, layer, site)
+                offset = _concat_offset(outbound, layer, axis)
                 if isinstance(offset, str):
                     return [], offset
                 offsets = {**offsets, id(consumer): offset}
-                pending.append((outbound, consumer, more, offsets, False))
-            elif _keeps_channels(consumer, site) or isinstance(
-                consumer, keras.layers.Flatten
-            ):
-                flat = isinstance(consumer, keras.layers.Flatten)
-                pending.append((outbound, consumer, more, offsets, flat))
+                pending.append((outbound, consumer, more, offsets, False, axis))
+            elif isinstance(consumer, keras.layers.Flatten):
+                pending.append((outbound, consumer, more, offsets, True, axis))
+            elif _keeps_channels(consumer, axis, rank):
+                # A pooling layer puts the channels where its data format says
+                # (a global one drops the positions).
+                own = _format_axis(consumer)
+                after = axis if own is None else own
+                pending.append((outbound, consumer, more, offsets, False, after))
             elif input_axis(consumer) is not None:
-                paths.append(OutgoingPath(consumer, between, offsets))
+                mismatch = _axis_mismatch(consumer, axis, rank)
+                if mismatch is not None:
+                    return [], mismatch
+                paths.append(OutgoingPath(consumer, between, offsets, outbound, axis))
             else:
                 name = type(consumer).__name__
                 return [], f"{consumer.name} ({name}) mixes units"
     if not paths:
         return [], "no consumer"
+    unreached = _unreached_call(paths, site)
+    if unreached is not None:
+        return [], unreached
     return paths, ""

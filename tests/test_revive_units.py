@@ -560,3 +560,169 @@ def test_every_consumer_of_the_dead_units_gets_its_weights_zeroed(kind):
         kernel = model.get_layer(name).get_weights()[0]
         np.testing.assert_array_equal(kernel[rows], 0.0)
         assert np.count_nonzero(kernel == 0.0) == rows.size * kernel.shape[1]
+
+
+def _one_in_three_dead(*layers):
+    """Units 0, 3, ... of each layer dead (bias -20), the others alive (+20)."""
+    for layer in layers:
+        units = layer.bias.shape[0]
+        layer.bias.assign(np.where(np.arange(units) % 3 == 0, -20.0, 20.0))
+
+
+def _fit_with_revive(model, x, outputs):
+    """One epoch at learning rate 0 (only the fix changes weights), revive on;
+    the predictions before and after, and the monitor."""
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    before = model.predict(x, verbose=0)
+    monitor = kd.DeadNeuronMonitor(log_dir=None, fix="revive", threshold=0.2, verbose=0)
+    y = np.zeros((16, outputs), "float32")
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0, callbacks=[monitor])
+    return before, model.predict(x, verbose=0), monitor
+
+
+def test_channels_first_concatenate_revives_both_sites_keeping_predictions():
+    # Two channels-first conv maps joined on axis 1, then Flatten -> Dense:
+    # each site's dead channels sit at its offset along axis 1 of the join.
+    inputs = keras.Input((3, 6, 6))
+    c1 = keras.layers.Conv2D(4, 3, activation="relu", data_format="channels_first")
+    c2 = keras.layers.Conv2D(5, 3, activation="relu", data_format="channels_first")
+    joined = keras.layers.Concatenate(axis=1)([c2(inputs), c1(inputs)])
+    outputs = keras.layers.Dense(2, name="head")(keras.layers.Flatten()(joined))
+    model = keras.Model(inputs, outputs)
+    _one_in_three_dead(c1, c2)
+    kernels = [c1.kernel.numpy().copy(), c2.kernel.numpy().copy()]
+    x = rng.random((16, 3, 6, 6)).astype("float32")
+    before, after, monitor = _fit_with_revive(model, x, 2)
+    assert sorted(event.site for event in monitor.events) == [c1.name, c2.name]
+    for event in monitor.events:
+        assert "outgoing weights in head zeroed" in event.message
+    for layer, kernel in zip((c1, c2), kernels, strict=True):
+        assert not np.array_equal(layer.kernel.numpy(), kernel)
+    np.testing.assert_allclose(after, before, rtol=1e-5, atol=1e-5)
+    # Rows of the head: c2's 5 channels, then c1's 4, 16 positions each.
+    dead_channels = [0, 3, 5 + 0, 5 + 3]
+    rows = np.isin(np.arange(9 * 16) // 16, dead_channels)
+    head_kernel = model.get_layer("head").kernel.numpy()
+    np.testing.assert_array_equal(head_kernel[rows], 0.0)
+    assert np.all(head_kernel[~rows] != 0.0)
+
+
+def test_a_failing_plan_leaves_every_weight_untouched(monkeypatch):
+    # All or none: the incoming weights change only once the whole plan stands.
+    def broken(*args, **kwargs):
+        raise RuntimeError("plan broke")
+
+    monkeypatch.setattr("keras_deadrelu.fixes.revive_units._plan_path", broken)
+    model = half_dead_mlp()
+    weights, _ = snapshot(model)
+    with pytest.warns(kd.DeadNeuronWarning, match="fix 'revive' failed.*plan broke"):
+        before, after, monitor = _fit_with_revive(model, X[:16], 1)
+    assert monitor.events == []
+    np.testing.assert_array_equal(after, before)
+    for path, value in snapshot(model)[0].items():
+        np.testing.assert_array_equal(value, weights[path], err_msg=path)
+
+
+@pytest.mark.parametrize(
+    "other, reason",
+    [
+        ("another_branch", "head is also called on inputs da does not feed"),
+        ("the_site_again", None),
+        ("the_site_again_normalised", None),
+        ("the_site_elsewhere", "head's calls take the units in different places"),
+    ],
+)
+def test_a_consumer_called_on_another_branch_is_not_zeroed(other, reason):
+    # head(da(a)) + head(db(b)): zeroing head's rows for da's dead units would
+    # also cut db's units 0 and 3. Called on da both times, with the units on
+    # the same rows, it is zeroed (a BatchNormalization's constant moved into
+    # its bias once); with them on other rows in each call, it is not.
+    first, second = keras.Input((4,)), keras.Input((4,))
+    da = keras.layers.Dense(6, activation="relu", name="da")
+    db = keras.layers.Dense(6, name="db")
+    head = keras.layers.Dense(2, name="head")
+    if other == "another_branch":
+        calls = [da(first), db(second)]
+    elif other == "the_site_again":
+        calls = [da(first), da(second)]
+    elif other == "the_site_again_normalised":
+        normalise = keras.layers.BatchNormalization(
+            beta_initializer="random_normal", moving_mean_initializer="random_normal"
+        )
+        normalise.trainable = False  # its moving statistics stay put in fit
+        calls = [normalise(da(first)), normalise(da(second))]
+    else:
+        join = keras.layers.Concatenate()
+        calls = [join([da(first), db(first)]), join([db(second), da(second)])]
+    outputs = keras.layers.Add()([head(call) for call in calls])
+    model = keras.Model([first, second], outputs)
+    _one_in_three_dead(da)
+    if db.built:
+        db.bias.assign(np.full(6, 5.0, "float32"))  # all of db's units alive
+    head_weights = [w.numpy().copy() for w in head.weights]
+    x = [rng.random((16, 4)).astype("float32") for _ in range(2)]
+    before, after, monitor = _fit_with_revive(model, x, 2)
+    (event,) = monitor.events
+    assert event.site == "da" and "revived 2 unit(s) of da" in event.message
+    if reason is None:
+        assert "outgoing weights in head zeroed" in event.message
+        np.testing.assert_array_equal(head.kernel.numpy()[[0, 3]], 0.0)
+        np.testing.assert_allclose(after, before, rtol=1e-5, atol=1e-5)
+        return
+    assert "zeroed" not in event.message
+    assert f"incoming weights only: next weighted layer unknown ({reason})" in (
+        event.message
+    )
+    for weight, value in zip(head.weights, head_weights, strict=True):
+        np.testing.assert_array_equal(weight.numpy(), value)
+    assert np.max(np.abs(after - before)) > 1e-3  # as the event warns
+
+
+@pytest.mark.parametrize(
+    "consumer, reason",
+    [
+        (
+            keras.layers.Dense(2, name="next"),
+            "next (Dense) acts on axis 2 of its input, the units are on axis 1",
+        ),
+        (
+            keras.layers.Conv1D(2, 3, name="next"),
+            "next (Conv1D) acts on axis 2 of its input, the units are on axis 1",
+        ),
+        (
+            keras.layers.GlobalAveragePooling1D(name="next"),
+            "next (GlobalAveragePooling1D) mixes units",
+        ),
+        (keras.layers.Conv1D(2, 3, data_format="channels_first", name="next"), None),
+    ],
+    ids=["dense", "conv_channels_last", "pool_channels_last", "conv_channels_first"],
+)
+def test_a_consumer_must_take_the_units_along_their_channel_axis(consumer, reason):
+    # A channels-first Conv1D's units are on axis 1 of (batch, 6, 8); a Dense
+    # or a channels-last layer acts on axis 2 (the positions) instead.
+    inputs = keras.Input((3, 10))
+    conv = keras.layers.Conv1D(
+        6, 3, activation="relu", data_format="channels_first", name="conv"
+    )
+    outputs = keras.layers.Flatten()(consumer(conv(inputs)))
+    model = keras.Model(inputs, keras.layers.Dense(2, name="head")(outputs))
+    _one_in_three_dead(conv)
+    weights = [w.numpy().copy() for w in consumer.weights]
+    head_kernel = model.get_layer("head").kernel.numpy().copy()
+    x = rng.random((16, 3, 10)).astype("float32")
+    before, after, monitor = _fit_with_revive(model, x, 2)
+    (event,) = monitor.events
+    assert "revived 2 unit(s) of conv" in event.message
+    if reason is None:
+        assert "outgoing weights in next zeroed" in event.message
+        np.testing.assert_array_equal(consumer.kernel.numpy()[:, [0, 3], :], 0.0)
+        np.testing.assert_allclose(after, before, rtol=1e-5, atol=1e-5)
+        return
+    assert "zeroed" not in event.message
+    assert f"incoming weights only: next weighted layer unknown ({reason})" in (
+        event.message
+    )
+    for weight, value in zip(consumer.weights, weights, strict=True):
+        np.testing.assert_array_equal(weight.numpy(), value)
+    np.testing.assert_array_equal(model.get_layer("head").kernel.numpy(), head_kernel)
+    assert np.max(np.abs(after - before)) > 1e-3  # as the event warns

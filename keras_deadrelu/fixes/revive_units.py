@@ -16,12 +16,14 @@ by branch, through layers that keep units in place (Dropout,
 BatchNormalization on the channel axis, pooling, elementwise activations), a
 ``Concatenate`` on the channel axis, and a ``Flatten`` into a Dense layer;
 every consumer of the units gets their weights zeroed (a layer called twice
-included). Where a branch meets anything else (a residual ``Add``, a
-Reshape, a LayerNormalization, a depthwise or separable conv, a nested
-model's border), only the incoming weights are revived, and the event says
-so. An optimizer's moving averages of the weights (``use_ema=True``)
-take the new values too, so the end of ``fit`` does not bring back the dead
-ones.
+included, when each call takes the units on the same rows). Where a branch
+meets anything else (a residual ``Add``, a Reshape, a LayerNormalization, a
+depthwise or separable conv, a nested model's border, a Dense or conv acting
+on another axis than the units', a consumer also called on other inputs),
+only the incoming weights are revived, and the event says so. Every change
+is planned before any is made: a failure leaves the model as it was. An
+optimizer's moving averages of the weights (``use_ema=True``) take the new
+values too, so the end of ``fit`` does not bring back the dead ones.
 
 Only sites whose dead units output exactly 0 are revived (ReLU, ReLU6, a
 Leaky ReLU of slope 0): a dead ELU, SELU or Leaky ReLU unit still outputs
@@ -81,9 +83,9 @@ def why_not_revivable(site: Site) -> str | None:
     return None
 
 
-def _channel_axis_of_sample(site: Site) -> int:
-    """The site's channel axis in one sample (no batch axis)."""
-    return site.channel_axis - 1 if site.channel_axis > 0 else site.channel_axis
+def _sample_axis(axis: int) -> int:
+    """`axis` (batch axis included) in one sample (no batch axis)."""
+    return axis - 1 if axis > 0 else axis
 
 
 def _dead_values(site: Site, layers: list[Any], path: OutgoingPath) -> np.ndarray:
@@ -91,14 +93,14 @@ def _dead_values(site: Site, layers: list[Any], path: OutgoingPath) -> np.ndarra
     through `layers` (in inference mode; a BatchNormalization makes it a
     constant per channel), without the batch axis. At a ``Concatenate`` the
     branch's values take their place among the other inputs' channels."""
-    axis = _channel_axis_of_sample(site)
     values = np.zeros((1, *site.layer.output.shape[1:]), "float32")
     for layer in layers:
         if id(layer) in path.offsets:
+            # The join's own axis (batch included): the channels' axis there.
             joined = np.zeros((1, *layer.output.shape[1:]), "float32")
             start = path.offsets[id(layer)]
             index = [slice(None)] * joined.ndim
-            index[axis] = slice(start, start + values.shape[axis])
+            index[layer.axis] = slice(start, start + values.shape[layer.axis])
             joined[tuple(index)] = values
             values = joined
         else:
@@ -119,6 +121,7 @@ def _plan_path(
     if getattr(consumer, "lora_enabled", False):
         return f"{consumer.name}'s kernel is LoRA's sum"
     channels = units + path.channel_offset
+    axis = _sample_axis(path.axis)
     flatten = next(
         (layer for layer in path.between if isinstance(layer, keras.layers.Flatten)),
         None,
@@ -134,14 +137,13 @@ def _plan_path(
             # Keras's Flatten moves the channels last before flattening.
             elements, values = np.moveaxis(elements, 0, -1), np.moveaxis(values, 0, -1)
         elements, values = elements.reshape(-1), values.reshape(-1)
-        axis = _channel_axis_of_sample(site) % len(shape)
         rows = np.flatnonzero(
-            np.isin(np.unravel_index(elements, shape)[axis], channels)
+            np.isin(np.unravel_index(elements, shape)[axis % len(shape)], channels)
         )
         fed, taps_of = values[rows], None
     else:
         values = _dead_values(site, path.between, path)
-        moved = np.moveaxis(values, _channel_axis_of_sample(site), -1)
+        moved = np.moveaxis(values, axis, -1)
         rows, fed = channels, moved.reshape(-1, moved.shape[-1]).mean(axis=0)[channels]
         taps_of = consumer
     if not np.any(fed):
@@ -155,6 +157,41 @@ def _plan_path(
         # A constant input channel: the kernel's spatial taps add up.
         kernel = kernel.reshape(-1, kernel.shape[-2], kernel.shape[-1]).sum(axis=0)
     return consumer, rows, fed @ kernel[rows, :]
+
+
+def _plan_consumers(
+    site: Site, paths: list[OutgoingPath], units: np.ndarray
+) -> list[tuple[Any, np.ndarray, np.ndarray | None]] | str:
+    """One plan per consumer: its rows to zero and its bias shift (None for
+    none); or why it cannot be done exactly. Paths into one call add up (a
+    Concatenate of the site with itself); the calls of a layer called more
+    than once must need the very same change, which is made once."""
+    calls: dict[int, dict[int, tuple[Any, np.ndarray, np.ndarray | None]]] = {}
+    for path in paths:
+        plan = _plan_path(site, path, units)
+        if isinstance(plan, str):
+            return plan
+        consumer, rows, shift = plan
+        per_call = calls.setdefault(id(consumer), {})
+        known = per_call.get(id(path.node))
+        if known is not None:
+            rows = np.union1d(known[1], rows)
+            if known[2] is not None:
+                shift = known[2] if shift is None else known[2] + shift
+        per_call[id(path.node)] = (consumer, rows, shift)
+    plans = []
+    for per_call in calls.values():
+        (consumer, rows, shift), *others = per_call.values()
+        for _, other_rows, other_shift in others:
+            same_shift = (shift is None and other_shift is None) or (
+                shift is not None
+                and other_shift is not None
+                and np.allclose(shift, other_shift)
+            )
+            if not (np.array_equal(rows, other_rows) and same_shift):
+                return f"{consumer.name}'s calls take the units in different places"
+        plans.append((consumer, rows, shift))
+    return plans
 
 
 def _add_to_bias(consumer: Any, shift: np.ndarray, optimizer: Any) -> None:
@@ -319,23 +356,20 @@ class ReviveUnits(Fix):
         units = np.flatnonzero(dead)
         optimizer = getattr(model, "optimizer", None)
 
-        fresh = _reseeded(layer.kernel_initializer)(
-            tuple(layer.kernel.shape), dtype="float32"
+        # Plan everything first: a failure leaves every weight as it was.
+        paths, reason = outgoing_paths(site)
+        plans = _plan_consumers(site, paths, units) if paths else []
+        if isinstance(plans, str):
+            plans, reason = [], plans
+        fresh = keras.ops.convert_to_numpy(
+            _reseeded(layer.kernel_initializer)(
+                tuple(layer.kernel.shape), dtype="float32"
+            )
         )
-        slots = _set_weights(
-            optimizer, layer.kernel, axis, units, keras.ops.convert_to_numpy(fresh)
-        )
+
+        slots = _set_weights(optimizer, layer.kernel, axis, units, fresh)
         if getattr(layer, "bias", None) is not None:
             slots += _set_weights(optimizer, layer.bias, 0, units, self.bias)
-
-        paths, reason = outgoing_paths(site)
-        plans = []
-        for path in paths:
-            plan = _plan_path(site, path, units)
-            if isinstance(plan, str):
-                plans, reason = [], plan
-                break
-            plans.append(plan)
         for consumer, rows, shift in plans:
             if shift is not None:
                 _add_to_bias(consumer, shift, optimizer)
