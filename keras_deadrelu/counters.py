@@ -14,9 +14,13 @@ side, as one wide matrix). The buffer is read and zeroed once per window.
 
 Per site the buffer holds: the count of values > 0 per unit, the sum of
 absolute values per unit (NaN or inf shows there), for SELU sites the sum and
-the sum of squares per unit, the number of values seen, and, for a layer with
-a kernel, half the sum of squares of the first sample of its input (as
-``l2_loss`` gives it) and that sample's size (for the diagnosis). A step's
+the sum of squares per unit, the number of values seen, the number of values
+the positive count was taken over (fewer than those seen where it is taken
+over the first sample of each batch only: streaming a ReLU or ReLU6 site
+with several values per unit per sample on a CPU without XLA, see
+:func:`samples_positive_counts`), and, for a layer with a kernel, half the
+sum of squares of the first sample of its input (as ``l2_loss`` gives it)
+and that sample's size (for the diagnosis). A step's
 sums are float32 and the window's float64: a unit that sees more than 2**24
 values in ONE step (channel units of, say, a batch of 64 maps of 512 x 512)
 has its positive count rounded, so its firing rate reads low; whether it

@@ -2,7 +2,10 @@
 
 Used by the revive fix (to find the weights to re-initialise and to zero)
 and by the diagnosis (to find the kernel and bias that feed a site). The
-graph is Keras's functional graph: each layer's inbound and outbound nodes.
+graph is Keras's functional graph: each layer's inbound and outbound nodes,
+only those of the model the site was found in (`Site.graph`): a layer also
+keeps calls from the earlier graphs of a Sequential rebuilt by ``add`` or
+``pop``, and from other models it was used in.
 """
 
 from __future__ import annotations
@@ -12,7 +15,12 @@ from typing import Any
 
 import keras
 
-from keras_deadrelu.sites import DROPOUT_AND_NOISE, Site
+from keras_deadrelu.sites import (
+    DROPOUT_AND_NOISE,
+    Site,
+    inbound_nodes,
+    outbound_nodes,
+)
 
 #: Layers between a unit and its next weighted layer that keep each unit in
 #: its own channel, so zeroing the next layer's weights still isolates it.
@@ -98,11 +106,12 @@ def _dangling(operation: Any) -> bool:
     )
 
 
-def _consumers(layer: Any) -> list[Any]:
-    """The operations called on `layer`'s output (in any of its calls)."""
+def _consumers(layer: Any, graph: frozenset[Any] | None) -> list[Any]:
+    """The operations called on `layer`'s output (in any of its calls) in
+    `graph`."""
     return [
         node.operation
-        for node in getattr(layer, "_outbound_nodes", [])
+        for node in outbound_nodes(layer, graph)
         if not _dangling(node.operation)
     ]
 
@@ -156,11 +165,19 @@ def _axis_mismatch(consumer: Any, axis: int, rank: int) -> str | None:
     )
 
 
-def _producers(layer: Any) -> list[Any]:
-    nodes = getattr(layer, "_inbound_nodes", [])
+def _producers(layer: Any, graph: frozenset[Any] | None) -> list[Any]:
+    """The operations whose outputs `layer` takes, if `graph` calls it once."""
+    nodes = inbound_nodes(layer, graph)
     if len(nodes) != 1:
         return []
     return [parent.operation for parent in nodes[0].parent_nodes]
+
+
+def first_call(layer: Any, graph: frozenset[Any] | None) -> Any:
+    """`layer`'s first call in `graph` (not ``layer.output``'s first call of
+    all, which may belong to another graph and take another shape)."""
+    calls = inbound_nodes(layer, graph) or list(layer._inbound_nodes)
+    return calls[0]
 
 
 def incoming_layer(site: Site) -> Any | None:
@@ -168,7 +185,7 @@ def incoming_layer(site: Site) -> Any | None:
     layer = site.layer
     if getattr(layer, "activation", None) is not None and hasattr(layer, "kernel"):
         return layer if output_axis(layer) is not None else None
-    producers = _producers(layer)
+    producers = _producers(layer, site.graph)
     if len(producers) == 1 and output_axis(producers[0]) is not None:
         return producers[0]
     return None
@@ -178,7 +195,7 @@ def feeds_only(layer: Any, site: Site) -> bool:
     """Whether `layer` (the site's incoming layer) feeds the site and nothing
     else: new weights in a layer that also feeds another branch would change
     that branch."""
-    return layer is site.layer or _consumers(layer) == [site.layer]
+    return layer is site.layer or _consumers(layer, site.graph) == [site.layer]
 
 
 @dataclasses.dataclass
@@ -205,11 +222,12 @@ class OutgoingPath:
         return sum(self.offsets.values())
 
 
-def _outbound(node: Any, layer: Any) -> list[Any]:
-    """The nodes (calls) that take the output of `layer`'s call `node`."""
+def _outbound(node: Any, layer: Any, graph: frozenset[Any] | None) -> list[Any]:
+    """The nodes (calls) in `graph` that take the output of `layer`'s call
+    `node`."""
     return [
         outbound
-        for outbound in getattr(layer, "_outbound_nodes", [])
+        for outbound in outbound_nodes(layer, graph)
         if node in outbound.parent_nodes and not _dangling(outbound.operation)
     ]
 
@@ -236,7 +254,7 @@ def _unreached_call(paths: list[OutgoingPath], site: Site) -> str | None:
     them is also called on inputs the site does not feed; None if not."""
     reached = {id(path.node) for path in paths}
     for path in paths:
-        calls = getattr(path.consumer, "_inbound_nodes", [])
+        calls = inbound_nodes(path.consumer, site.graph)
         if any(id(call) not in reached for call in calls):
             name = path.consumer.name
             return f"{name} is also called on inputs {site.layer.name} does not feed"
@@ -256,7 +274,7 @@ def outgoing_paths(site: Site) -> tuple[list[OutgoingPath], str]:
     # the units' axis in the node's output).
     pending = [
         (node, site.layer, [], {}, False, site.channel_axis)
-        for node in getattr(site.layer, "_inbound_nodes", [])
+        for node in inbound_nodes(site.layer, site.graph)
     ]
     while pending:
         if len(paths) + len(pending) > 64:
@@ -264,7 +282,7 @@ def outgoing_paths(site: Site) -> tuple[list[OutgoingPath], str]:
         node, layer, between, offsets, flattened, axis = pending.pop()
         if len(between) > 16:
             return [], "graph too deep"
-        taken = _outbound(node, layer)
+        taken = _outbound(node, layer, site.graph)
         if not taken:
             return [], f"{layer.name} feeds no layer (a model output)"
         for outbound in taken:

@@ -623,7 +623,12 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         state = state_for_weights(states, self._iterations(), self._fingerprint())
         if state is None:
             return
-        names = {site.name for site in self.sites}
+        # Every site of the model, not only those selected now: a restart may
+        # measure fewer (`layers=`) than the run that saved the state, and
+        # the sites it fixed must stay fixed.
+        all_sites = {site.name: site for site in find_sites(self.model)}
+        all_sites.update((site.name, site) for site in self.sites)
+        names = set(all_sites)
         try:
             referenced = {event["site"] for event in state["events"]}
             referenced |= set(state["above_threshold"])
@@ -663,10 +668,9 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         self._diagnosis_messages = dict(state.get("diagnosis_messages", {}))
         self.diagnoses = restored["diagnoses"]
         self.events = restored["events"]
-        sites = {site.name: site for site in self.sites}
         for fix, saved in zip(self.fixes, state.get("fixes", []), strict=False):
             if isinstance(saved, dict) and fix.name == saved.get("name"):
-                fix.restore(self.model, sites, saved.get("state", {}))
+                fix.restore(self.model, all_sites, saved.get("state", {}))
         self._measurement.refresh()
 
     def _diagnose(

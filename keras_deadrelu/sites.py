@@ -53,12 +53,20 @@ class Site:
         kind: the activation's family name, for example ``"relu"`` or ``"selu"``.
         channel_axis: the output axis that holds the units (``-1`` for
             channels-last layers, ``1`` for ``data_format="channels_first"``).
+        graph: the calls (Keras graph nodes) that make up the graph of the
+            model the site was found in (see `graph_nodes`): the walks along
+            the graph take only these calls of a layer. None (a site made by
+            hand, or one in a model without a functional graph of its own)
+            takes every call.
     """
 
     name: str
     layer: Any
     kind: str
     channel_axis: int = -1
+    graph: frozenset[Any] | None = dataclasses.field(
+        default=None, compare=False, repr=False
+    )
 
 
 def activation_kind(activation: Any) -> str | None:
@@ -159,9 +167,10 @@ class _LayoutWalk:
     their history (a ResNet).
     """
 
-    def __init__(self, model: Any):
+    def __init__(self, model: Any, graph: frozenset[Any] | None = None):
         self._memo: dict[int, int | None] = {}
-        self._feeders = _input_feeders(model)
+        self._graph = graph
+        self._feeders = _input_feeders(model, graph)
 
     def channel_axis(self, layer: Any) -> int:
         axis = self._axis(layer)
@@ -183,11 +192,11 @@ class _LayoutWalk:
         elif isinstance(layer, keras.Model):
             axis = self._agreed([t._keras_history.operation for t in _outputs(layer)])
         elif isinstance(layer, keras.layers.Permute):
-            axis = _permuted_axis(self._agreed(_parents(layer)), layer.dims)
+            axis = _permuted_axis(self._agreed(self._parents(layer)), layer.dims)
         elif isinstance(
             layer, _LAYOUT_KEEPING + _MERGING + (keras.layers.BatchNormalization,)
         ) or (layer_kind(layer) is not None and not hasattr(layer, "kernel")):
-            axis = self._agreed(_parents(layer))
+            axis = self._agreed(self._parents(layer))
             if axis is None and isinstance(layer, keras.layers.BatchNormalization):
                 bn_axis = layer.axis
                 if isinstance(bn_axis, (list, tuple)) and len(bn_axis) == 1:
@@ -198,11 +207,66 @@ class _LayoutWalk:
         self._memo[id(layer)] = axis
         return axis
 
+    def _parents(self, layer: Any) -> list[Any]:
+        """The layers whose outputs `layer` was called on, in every call."""
+        return [
+            parent.operation
+            for node in inbound_nodes(layer, self._graph)
+            for parent in node.parent_nodes
+        ]
+
+
+def graph_nodes(model: Any) -> frozenset[Any] | None:
+    """The calls (Keras graph nodes) that make up `model`'s graph: those of
+    its own functional graph and of every functional model nested in it (for
+    a Sequential, the functional graph it built last). None when `model` has
+    no functional graph of its own (a subclassed model, or a Sequential
+    without an input yet): then every call a layer has counts.
+
+    A layer's ``_inbound_nodes`` and ``_outbound_nodes`` keep every call ever
+    made on symbolic inputs: each rebuild of a Sequential's graph (at every
+    ``add`` and ``pop``) adds one, and so does each other model the layer was
+    used in. Those calls are not this model's.
+    """
+    if not _functional_nodes(model):
+        return None
+    nodes: set[Any] = set()
+    models = [model, *(layer for _, layer in walk_layers(model))]
+    for each in models:
+        if isinstance(each, keras.Model):
+            nodes.update(_functional_nodes(each))
+    return frozenset(nodes)
+
+
+def _functional_nodes(model: Any) -> list[Any]:
+    """The calls in `model`'s own functional graph (for a Sequential, the
+    graph it built last; none for a subclassed model)."""
+    functional = getattr(model, "_functional", None)  # a Sequential's graph
+    functional = model if functional is None else functional
+    by_depth = getattr(functional, "_nodes_by_depth", None) or {}
+    return [node for calls in by_depth.values() for node in calls]
+
+
+def _in_graph(nodes: list[Any], graph: frozenset[Any] | None) -> list[Any]:
+    """The calls among `nodes` that belong to `graph` (all when None)."""
+    return list(nodes) if graph is None else [node for node in nodes if node in graph]
+
+
+def inbound_nodes(layer: Any, graph: frozenset[Any] | None) -> list[Any]:
+    """`layer`'s calls in `graph` (see `graph_nodes`; None: all its calls)."""
+    return _in_graph(getattr(layer, "_inbound_nodes", None) or [], graph)
+
+
+def outbound_nodes(layer: Any, graph: frozenset[Any] | None) -> list[Any]:
+    """The calls in `graph` that take an output of `layer` (see
+    `graph_nodes`; None: all of them)."""
+    return _in_graph(getattr(layer, "_outbound_nodes", None) or [], graph)
+
 
 def site_output_shapes(site: Site) -> list[tuple]:
     """The shapes of `site`'s outputs in the model's graph, one per call of
-    its layer (none for a layer without graph nodes, as in a subclassed
-    model).
+    its layer there (none for a layer without graph nodes, as in a
+    subclassed model).
 
     >>> import keras
     >>> inputs = keras.Input((None, 3))
@@ -212,21 +276,12 @@ def site_output_shapes(site: Site) -> list[tuple]:
     [(None, None, 4)]
     """
     shapes = []
-    for node in getattr(site.layer, "_inbound_nodes", []):
+    for node in inbound_nodes(site.layer, site.graph):
         for tensor in getattr(node, "output_tensors", []):
             shape = getattr(tensor, "shape", None)
             if shape is not None:
                 shapes.append(tuple(shape))
     return shapes
-
-
-def _parents(layer: Any) -> list[Any]:
-    """The layers whose outputs `layer` was called on, in every call."""
-    return [
-        parent.operation
-        for node in getattr(layer, "_inbound_nodes", [])
-        for parent in node.parent_nodes
-    ]
 
 
 def _outputs(model: Any) -> list[Any]:
@@ -238,9 +293,9 @@ def _outputs(model: Any) -> list[Any]:
     return [tensor for tensor in outputs or [] if hasattr(tensor, "_keras_history")]
 
 
-def _input_feeders(model: Any) -> dict[int, list[Any]]:
+def _input_feeders(model: Any, graph: frozenset[Any] | None) -> dict[int, list[Any]]:
     """For the input layer of every nested functional model in `model`, the
-    outer layers that feed it (by the id of the input layer)."""
+    outer layers that feed it in `graph` (by the id of the input layer)."""
     feeders: dict[int, list[Any]] = {}
     for _, layer in walk_layers(model):
         if not isinstance(layer, keras.Model):
@@ -249,7 +304,7 @@ def _input_feeders(model: Any) -> dict[int, list[Any]]:
             inputs = list(layer.inputs or [])
         except (AttributeError, ValueError):
             continue
-        for node in getattr(layer, "_inbound_nodes", []):
+        for node in inbound_nodes(layer, graph):
             outer = list(node.input_tensors)
             if len(outer) != len(inputs):
                 continue
@@ -304,7 +359,8 @@ def find_sites(model: Any) -> list[Site]:
     """Returns every ReLU-family site of `model`, in model order."""
     sites = []
     recurrent: list[str] = []
-    layouts = _LayoutWalk(model)
+    graph = graph_nodes(model)
+    layouts = _LayoutWalk(model, graph)
     for name, layer in walk_layers(model):
         if any(name.startswith(f"{path}/") for path in recurrent):
             continue  # inside a recurrent layer: its cell
@@ -313,7 +369,8 @@ def find_sites(model: Any) -> list[Site]:
             continue
         kind = layer_kind(layer)
         if kind is not None:
-            sites.append(Site(name, layer, kind, layouts.channel_axis(layer)))
+            axis = layouts.channel_axis(layer)
+            sites.append(Site(name, layer, kind, axis, graph))
     return sites
 
 

@@ -181,7 +181,11 @@ def site_statistics(
         rate = positive_count / max(elements, 1)
     else:
         # Outputs never negative: a unit never fired exactly when its
-        # absolute sum is 0. A unit that fired did so at least once.
+        # absolute sum is 0. A unit that fired did so at least once. (This
+        # holds for a window whose steps all ran the ReLU: the built-in
+        # fixes change a site's kind only when a window closes. A user who
+        # makes the site leaky by hand mid-window and retraces gets one
+        # mixed window, where a negative value reads as alive.)
         dead = (abs_sum == 0) & ~nan
         rate = positive_count / max(counters.positive_sample, 1)
         rate = np.where(dead, 0.0, np.maximum(rate, 1 / max(elements, 1)))

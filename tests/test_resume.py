@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -238,6 +239,23 @@ def test_a_state_from_another_model_is_named_even_with_no_event(tmp_path):
     model.optimizer.iterations.assign(100)  # newer than every state
     with pytest.warns(kd.DeadNeuronWarning, match=r"does not have: \['h1'\]"):
         model.fit(X, Y, epochs=1, verbose=0, callbacks=[monitor])
+
+
+def test_a_restart_measuring_fewer_sites_keeps_the_state_and_the_swap(tmp_path):
+    # The first run measured h1 and h2 and swapped h1; the restart measures
+    # h2 only. Same model: the state is restored (no "another model"
+    # warning), and h1 stays leaky, since it trained so before the restart.
+    _, before, _ = run(tmp_path, interrupt=(3, 2), fix="leaky_relu")
+    assert "h1" in {event.site for event in before.events}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", kd.DeadNeuronWarning)
+        model, after, probe = run(tmp_path, fix="leaky_relu", layers=["h2"])
+    assert [site.name for site in after.sites] == ["h2"]
+    assert probe.seen[3] is LeakyReLUActivation
+    assert isinstance(model.get_layer("h1").activation, LeakyReLUActivation)
+    assert [(e.step, e.site) for e in after.events][: len(before.events)] == [
+        (e.step, e.site) for e in before.events
+    ]
 
 
 def test_schedule_scale_survives_a_restart(tmp_path):

@@ -726,3 +726,79 @@ def test_a_consumer_must_take_the_units_along_their_channel_axis(consumer, reaso
         np.testing.assert_array_equal(weight.numpy(), value)
     np.testing.assert_array_equal(model.get_layer("head").kernel.numpy(), head_kernel)
     assert np.max(np.abs(after - before)) > 1e-3  # as the event warns
+
+
+def _hidden_layers(build):
+    """Dense "hidden" (16 units, 8 born dead) with a ReLU, or Dense "hidden"
+    then ReLU "relu"; the site's name."""
+    if build.endswith("relu_layer"):
+        dense = keras.layers.Dense(16, name="hidden", bias_initializer=HALF_DEAD_BIAS)
+        return [dense, keras.layers.ReLU(name="relu")], "relu"
+    dense = keras.layers.Dense(
+        16, activation="relu", name="hidden", bias_initializer=HALF_DEAD_BIAS
+    )
+    return [dense], "hidden"
+
+
+@pytest.mark.parametrize(
+    "build",
+    ["added", "added_relu_layer", "popped_and_re_added", "built_by_fit"],
+)
+def test_revive_in_a_sequential_built_layer_by_layer_keeps_predictions(build):
+    # Each add() (and pop()) rebuilds a Sequential's graph: its layers keep
+    # the calls of every earlier graph, which feed nothing. Only the model's
+    # own graph counts: the next layer is found and its rows zeroed.
+    hidden, site = _hidden_layers(build)
+    tail = [
+        keras.layers.Dense(4, activation="tanh", name="next"),
+        keras.layers.Dense(1, name="head"),
+    ]
+    if build == "built_by_fit":  # no Input: fit builds it, once
+        model = keras.Sequential([*hidden, *tail])
+    else:
+        model = keras.Sequential()
+        model.add(keras.Input((8,)))
+        for layer in hidden:
+            model.add(layer)
+        if build == "popped_and_re_added":
+            model.add(keras.layers.Dense(3, name="dropped"))
+            model.add(keras.layers.Dense(1, name="dropped_head"))
+            model.pop()
+            model.pop()
+        for layer in tail:
+            model.add(layer)
+        assert len(hidden[-1]._inbound_nodes) > 1  # stale calls
+    before, after, monitor = _fit_with_revive(model, X[:16], 1)
+    (event,) = monitor.events
+    assert event.site == site
+    assert "revived 8 unit(s) of hidden" in event.message
+    assert "outgoing weights in next zeroed" in event.message
+    np.testing.assert_allclose(after, before, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(model.get_layer("next").kernel.numpy()[:8], 0.0)
+
+
+def test_calls_of_a_layer_in_another_model_do_not_count():
+    # hidden and next were used in model `other` first: hidden into a head
+    # of its own, next on another input. In this model next takes hidden's
+    # units only, so it is zeroed; `other`'s layers are not touched.
+    hidden = keras.layers.Dense(
+        16, activation="relu", name="hidden", bias_initializer=HALF_DEAD_BIAS
+    )
+    following = keras.layers.Dense(4, activation="tanh", name="next")
+    first = keras.Input((8,))
+    other_head = keras.layers.Dense(2, name="other_head")
+    keras.Model(
+        first,
+        [other_head(hidden(first)), following(keras.layers.Dense(16)(first))],
+    )
+    inputs = keras.Input((8,))
+    outputs = keras.layers.Dense(1, name="head")(following(hidden(inputs)))
+    model = keras.Model(inputs, outputs)
+    other_kernel = other_head.kernel.numpy().copy()
+    before, after, monitor = _fit_with_revive(model, X[:16], 1)
+    (event,) = monitor.events
+    assert "revived 8 unit(s) of hidden" in event.message
+    assert "outgoing weights in next zeroed" in event.message
+    np.testing.assert_allclose(after, before, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(following.kernel.numpy()[:8], 0.0)
+    np.testing.assert_array_equal(other_head.kernel.numpy(), other_kernel)

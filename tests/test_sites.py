@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import keras_deadrelu as kd
-from keras_deadrelu.sites import activation_kind
+from keras_deadrelu.sites import activation_kind, site_output_shapes
 
 
 def test_finds_every_kind_of_site_and_skips_the_rest():
@@ -336,3 +336,50 @@ def test_batch_norm_on_the_default_axis_keeps_the_convs_channels():
     relu = keras.layers.ReLU(name="relu")(normalised)
     (site,) = kd.find_sites(keras.Model(inputs, relu))
     assert site.channel_axis == 1
+
+
+@pytest.mark.parametrize(
+    "build", ["added", "popped_and_re_added", "relu_shared_with_another_model"]
+)
+def test_relu_layer_in_a_sequential_built_by_add_takes_the_convs_channels(build):
+    # Each add() rebuilds the Sequential's graph, and the ReLU layer keeps
+    # the calls of every graph it was in: one on a channels-last conv since
+    # popped, or in another model. Only this model's graph counts.
+    conv = keras.layers.Conv2D(
+        4,
+        3,
+        padding="same",
+        data_format="channels_first",
+        bias_initializer=keras.initializers.Constant([-50.0, -50.0, 0.0, 0.0]),
+        name="conv",
+    )
+    relu = keras.layers.ReLU(name="relu")
+    model = keras.Sequential()
+    model.add(keras.Input((3, 9, 9)))
+    if build == "popped_and_re_added":
+        model.add(keras.layers.Conv2D(4, 3, padding="same"))  # channels last
+        model.add(relu)
+        model.pop()
+        model.pop()
+    elif build == "relu_shared_with_another_model":
+        other = keras.Input((9, 9, 3))
+        keras.Model(other, relu(keras.layers.Conv2D(4, 3)(other)))
+    for layer in (conv, relu, keras.layers.Flatten(), keras.layers.Dense(1)):
+        model.add(layer)
+    assert len(relu._inbound_nodes) > 1  # calls from other graphs
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    x = np.random.default_rng(3).normal(size=(8, 3, 9, 9)).astype("float32")
+    # Reference: the conv's outputs through a ReLU, per channel (axis 1).
+    outputs = np.maximum(np.asarray(conv(x)), 0.0)
+    expected_dead = ~(np.moveaxis(outputs, 1, -1) > 0).reshape(-1, 4).any(axis=0)
+    np.testing.assert_array_equal(expected_dead, [True, True, False, False])
+
+    (site,) = kd.find_sites(model)
+    assert site.channel_axis == 1
+    assert site_output_shapes(site) == [(None, 4, 9, 9)]
+    monitor = kd.DeadNeuronMonitor(log_dir=None, verbose=0, granularity="channel")
+    model.fit(x, np.zeros((8, 1)), epochs=1, verbose=0, callbacks=[monitor])
+    window = monitor.last_window["relu"]
+    assert window.unit_count == 4
+    np.testing.assert_array_equal(window.dead, expected_dead)
+    assert kd.dead_fractions(model, x)["relu"] == pytest.approx(0.5)

@@ -45,6 +45,7 @@ from keras_deadrelu.fixes.lower_learning_rate import innermost_optimizer
 from keras_deadrelu.layer_graph import (
     OutgoingPath,
     feeds_only,
+    first_call,
     incoming_layer,
     input_axis,
     outgoing_paths,
@@ -88,16 +89,23 @@ def _sample_axis(axis: int) -> int:
     return axis - 1 if axis > 0 else axis
 
 
+def _shape(layer: Any, site: Site, tensors: str) -> tuple:
+    """The shape, without the batch axis, of the first input or output
+    (`tensors`: ``"input_tensors"`` or ``"output_tensors"``) of `layer`'s
+    first call in the site's graph."""
+    return tuple(getattr(first_call(layer, site.graph), tensors)[0].shape[1:])
+
+
 def _dead_values(site: Site, layers: list[Any], path: OutgoingPath) -> np.ndarray:
     """What a sample of zeros at the site (a dead unit's output) becomes
     through `layers` (in inference mode; a BatchNormalization makes it a
     constant per channel), without the batch axis. At a ``Concatenate`` the
     branch's values take their place among the other inputs' channels."""
-    values = np.zeros((1, *site.layer.output.shape[1:]), "float32")
+    values = np.zeros((1, *_shape(site.layer, site, "output_tensors")), "float32")
     for layer in layers:
         if id(layer) in path.offsets:
             # The join's own axis (batch included): the channels' axis there.
-            joined = np.zeros((1, *layer.output.shape[1:]), "float32")
+            joined = np.zeros((1, *_shape(layer, site, "output_tensors")), "float32")
             start = path.offsets[id(layer)]
             index = [slice(None)] * joined.ndim
             index[layer.axis] = slice(start, start + values.shape[layer.axis])
@@ -127,7 +135,7 @@ def _plan_path(
         None,
     )
     if flatten is not None:
-        shape = tuple(flatten.input.shape[1:])
+        shape = _shape(flatten, site, "input_tensors")
         if any(size is None for size in shape):
             return f"{flatten.name} has an input of unknown shape"
         before = path.between[: path.between.index(flatten)]

@@ -297,8 +297,17 @@ def overview(
 
 def _permille_rows(rates: np.ndarray) -> list[list]:
     """Firing rates as whole thousandths (0-1000) for JSON, ``None`` for NaN:
-    integers keep a 2,048-unit map small and fast to encode."""
+    integers keep a 2,048-unit map small and fast to encode. Only a unit that
+    never fired reads 0 and only one that always fired reads 1000: a rate
+    strictly between them keeps to 1-999 (a unit that fired once in 10,000
+    values is alive, not dead, on the map).
+
+    >>> _permille_rows(np.array([[0.0, 0.0001, 0.5, 0.9999, 1.0]]))
+    [[0, 1, 500, 999, 1000]]
+    """
     permille = np.rint(rates * 1000.0)
+    between = (rates > 0.0) & (rates < 1.0)
+    permille = np.where(between, np.clip(permille, 1.0, 999.0), permille)
     finite = np.isfinite(permille)
     if finite.all():
         return permille.astype(np.int64).tolist()

@@ -133,6 +133,13 @@ def test_site_detail_unit_map_shows_each_groups_lowest_rate_and_nan_units():
     assert detail["unit_permille"] == [[0, 200], [500, 1000], [None, 100]]
 
 
+def test_site_detail_unit_map_keeps_rare_firing_apart_from_never_and_always():
+    rates = np.array([0.0, 1e-5, 0.0004, 0.9996, 1.0], np.float32)
+    sites = [datum(0, [row("a", 5, 1)])]
+    detail = reader.site_detail("r", "a", sites, [datum(0, rates)], [])
+    assert detail["unit_permille"] == [[0], [1], [1], [999], [1000]]
+
+
 def window(dead_units: int, units: int = 4, name: str = "h") -> WindowStatistics:
     positive = np.array([0] * dead_units + [5] * (units - dead_units))
     counters = UnitCounters(positive, positive.astype(float), 10)
