@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -103,17 +104,15 @@ def _is_positive(values: tf.Tensor) -> tf.Tensor:
     return tf.cast(values > 0, values.dtype)
 
 
-def _per_unit_terms(kind: str | None) -> tuple:
+def _per_unit_terms(kind: str | None, never_negative: bool) -> tuple:
     """The functions of a site's values whose per-unit sums the buffer
     holds, in layout order: positive count, absolute sum, [value sum, square
     sum]. The first is taken over the batch's first sample alone where the
-    positive count is sampled."""
-    if kind in NON_NEGATIVE_KINDS:
-        # ReLU outputs are >= 0 (or NaN): sign counts the positive ones, and
-        # their sum is their absolute sum.
-        terms = (tf.sign, _identity)
-    else:
-        terms = (_is_positive, tf.abs)
+    positive count is sampled. `never_negative`: the values are a ReLU's as
+    it output them (see `outputs_its_activation`)."""
+    # ReLU outputs are >= 0 (or NaN): sign counts the positive ones, and
+    # their sum is their absolute sum.
+    terms = (tf.sign, _identity) if never_negative else (_is_positive, tf.abs)
     if kind == "selu":
         terms += (_identity, tf.square)
     return terms
@@ -282,8 +281,11 @@ class CounterRecorder:
             layer_input = self._local.inputs.pop(site.name, None)
         # Several values per unit per sample: its positive count may be
         # sampled (in a slot of the layout), and is for some kinds.
+        never_negative = kind in NON_NEGATIVE_KINDS and outputs_its_activation(
+            site.layer
+        )
         may_sample = self.sample_positive_counts and reduce_axes != [0]
-        sampled = may_sample and samples_positive_counts(kind)
+        sampled = may_sample and never_negative and samples_positive_counts(kind)
         layout = _SiteLayout(
             site.name,
             unit_shape,
@@ -292,7 +294,8 @@ class CounterRecorder:
             layer_input is not None,
             may_sample,
         )
-        entry = _PendingSite(layout, _per_unit_terms(kind), output.ref())
+        terms = _per_unit_terms(kind, never_negative)
+        entry = _PendingSite(layout, terms, output.ref())
         if layer_input is not None:
             entry.layer_input = tf.convert_to_tensor(layer_input)
         if reduce_axes in (list(range(values.shape.rank - 1)), [0]):
@@ -509,6 +512,28 @@ def samples_positive_counts(kind: str | None) -> bool:
     step and every value is counted.
     """
     return kind in NON_NEGATIVE_KINDS and not _fused_by_xla_or_gpu()
+
+
+def outputs_its_activation(layer: Any) -> bool:
+    """Whether `layer` provably outputs its activation's values as they are
+    (for ReLU or ReLU6, never a negative one): a Keras layer's own ``call``
+    (``Dense``, a convolution, ``Activation``, ``ReLU``, whose threshold
+    Keras keeps >= 0) or this package's. Not a custom layer, whose ``call``
+    may change them after the activation: there the positive count is
+    counted as such, over every value.
+
+    >>> import keras
+    >>> outputs_its_activation(keras.layers.Dense(4, activation="relu"))
+    True
+    >>> class Shifted(keras.layers.Dense):
+    ...     def call(self, inputs):
+    ...         return super().call(inputs) - 1.0
+    >>> outputs_its_activation(Shifted(4, activation="relu"))
+    False
+    """
+    call = getattr(type(layer), "call", None)
+    module = getattr(call, "__module__", None) or ""
+    return module.startswith(("keras.", "keras_deadrelu.layers."))
 
 
 def _group_sums(group: list[_PendingSite]) -> tuple[tf.Tensor, tf.Tensor]:

@@ -161,6 +161,33 @@ def test_kinds_with_negative_outputs_count_every_value(kind):
     )
 
 
+class ShiftedReLU(keras.layers.Layer):
+    """A custom layer with a ReLU `activation` whose output can be negative."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = keras.activations.relu
+
+    def call(self, inputs):
+        return self.activation(inputs) - 1.0
+
+
+def test_a_custom_relu_layer_counts_every_value():
+    # Dead units read from the absolute sum need outputs >= 0; a custom
+    # layer's may be negative, so its positive count is never sampled.
+    layer = ShiftedReLU()
+    values = np.random.default_rng(10).normal(size=(4, 3, 3, 2)).astype("float32")
+    values[..., 1] = -0.5  # never > 0, yet not 0: dead
+    recorder = CounterRecorder("channel", sample_positive_counts=True)
+    counters = _record_in_a_step(recorder, Site("act", layer, "relu"), values, False)
+    assert counters.positive_sample is None
+    np.testing.assert_array_equal(
+        counters.positive_count, 2 * (values.reshape(-1, 2) > 0).sum(axis=0)
+    )
+    stats = site_statistics("act", "relu", counters, dormant_tau=0.0)
+    assert stats.dead.tolist() == [False, True]
+
+
 def _summing_ops(site, shape, jit_compile, granularity="channel"):
     """The op types that do the summing in a traced step of `site`."""
     step = _step_function(CounterRecorder(granularity), site, jit_compile)

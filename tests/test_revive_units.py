@@ -387,6 +387,34 @@ def test_sites_whose_dead_units_output_values_are_not_revived(activation, kind):
         np.testing.assert_array_equal(value, weights[path], err_msg=path)
 
 
+class ShiftedReLU(keras.layers.Layer):
+    """A custom layer with a ReLU `activation` whose output is shifted."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = keras.activations.relu
+
+    def call(self, inputs):
+        return self.activation(inputs) - 1.0
+
+
+def test_a_custom_layer_with_a_relu_activation_is_not_revived():
+    # Its dead units output -1, not 0, as far as anyone outside its call
+    # knows: zeroing the next layer's weights would change the output.
+    model = _dead_mlp_with([ShiftedReLU(name="hidden")])
+    predictions = model.predict(X, verbose=0)
+    weights, _ = snapshot(model)
+    reason = (
+        "ShiftedReLU is a custom layer: what its dead units output is up to its call"
+    )
+    assert ReviveUnits().sites_out_of_reach(kd.find_sites(model)) == {"hidden": reason}
+    statistics, result = revive(model)
+    assert statistics.dead_count >= 8 and result is None
+    np.testing.assert_array_equal(model.predict(X, verbose=0), predictions)
+    for path, value in snapshot(model)[0].items():
+        np.testing.assert_array_equal(value, weights[path], err_msg=path)
+
+
 def test_a_pre_activation_layer_that_feeds_another_branch_is_not_revived():
     inputs = keras.Input((8,))
     pre = keras.layers.Dense(16, name="pre", bias_initializer=HALF_DEAD_BIAS)(inputs)

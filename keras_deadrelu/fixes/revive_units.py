@@ -39,7 +39,7 @@ import keras
 import numpy as np
 
 from keras_deadrelu._validation import check_number
-from keras_deadrelu.counters import NON_NEGATIVE_KINDS
+from keras_deadrelu.counters import NON_NEGATIVE_KINDS, outputs_its_activation
 from keras_deadrelu.fixes.base import Fix
 from keras_deadrelu.fixes.lower_learning_rate import innermost_optimizer
 from keras_deadrelu.layer_graph import (
@@ -74,6 +74,11 @@ def why_not_revivable(site: Site) -> str | None:
     )
     if not zero_when_dead:
         return f"its dead units still output values other than 0 ({kind})"
+    if not outputs_its_activation(site.layer):
+        return (
+            f"{type(site.layer).__name__} is a custom layer: what its dead units "
+            "output is up to its call"
+        )
     layer = incoming_layer(site)
     if layer is None:
         return "no Dense or Conv kernel feeds it directly"
