@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/scale.py                      # both parts
     python benchmarks/scale.py --part resnet50      # or --part probe_memory
-    python benchmarks/scale.py --quick              # smoke test (< ~90 s)
+    python benchmarks/scale.py --quick              # smoke test (~3 min, 2 cores)
 
 Part 1, ``resnet50``: ``keras.applications.ResNet50(weights=None,
 input_shape=(S, S, 3), classes=10, classifier_activation=None)`` (no download;

@@ -3,7 +3,8 @@
 Only the report's shape and sanity are checked (49 ResNet50 sites, a counter
 buffer of the same size at both image sizes, positive ratios, sane dead
 fractions): the timing and memory goals are too noisy on a shared machine to
-assert on.
+assert on. Marked slow (``make test-slow``): it takes a fifth of the default
+run's time on a 2-core machine.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from benchmark_runs import positive_finite, run_quick
 
 @pytest.fixture(scope="module")
 def report() -> dict:
-    result, table = run_quick("scale", timeout=230)
+    result, table = run_quick("scale", timeout=560)
     result["_table"] = "\n".join(table)
     return result
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.slow  # about 3 minutes on 2 cores: ResNet50 is traced three times
+@pytest.mark.timeout(570)
 def test_quick_run_reports_resnet50_and_probe_memory(report: dict) -> None:
     assert report["benchmark"] == "scale"
     assert report["quick"] is True

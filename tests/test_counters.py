@@ -8,7 +8,8 @@ import pytest
 import tensorflow as tf
 from numpy_reference import sampled_firing_rate
 
-from keras_deadrelu.counters import CounterRecorder
+import keras_deadrelu as kd
+from keras_deadrelu.counters import CounterRecorder, outputs_its_activation
 from keras_deadrelu.sites import Site
 from keras_deadrelu.unit_statistics import site_statistics
 
@@ -170,6 +171,25 @@ class ShiftedReLU(keras.layers.Layer):
 
     def call(self, inputs):
         return self.activation(inputs) - 1.0
+
+
+class SubclassedDense(keras.layers.Dense):
+    """A user's Dense that keeps Keras's `call`."""
+
+
+@pytest.mark.parametrize(
+    "layer, trusted",
+    [
+        (SubclassedDense(2, activation="relu"), True),
+        (keras.layers.Conv2D(2, 3, activation=tf.nn.relu), True),
+        (kd.layers.LeakyReLU(0.0), True),
+        (ShiftedReLU(), False),
+        (keras.layers.Dense(2, activation=lambda x: keras.activations.relu(x)), False),
+    ],
+    ids=["keras_call", "tf_activation", "package_layer", "custom_call", "lambda"],
+)
+def test_which_layers_are_trusted_to_output_their_activation(layer, trusted):
+    assert outputs_its_activation(layer) is trusted
 
 
 def test_a_custom_relu_layer_counts_every_value():

@@ -76,8 +76,8 @@ def why_not_revivable(site: Site) -> str | None:
         return f"its dead units still output values other than 0 ({kind})"
     if not outputs_its_activation(site.layer):
         return (
-            f"{type(site.layer).__name__} is a custom layer: what its dead units "
-            "output is up to its call"
+            f"a custom {type(site.layer).__name__} call or activation decides "
+            "what its dead units output"
         )
     layer = incoming_layer(site)
     if layer is None:

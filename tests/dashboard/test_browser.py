@@ -311,6 +311,24 @@ def test_site_detail_of_h1_maps_its_32_units(tab):
     tab.assert_clean()
 
 
+def test_colour_scales_keep_their_ends_for_exactly_0_and_1(tab):
+    # The units map gets rates in thousandths: 1 (0.1%) must not take the
+    # colour of 0 (never fired), nor 999 that of 1000 (always).
+    tab.goto()
+    tab.frame.locator("#overview").wait_for()
+    colours = tab.frame.locator("body").evaluate(
+        """async () => {
+            const colors = await import("/data/plugin/dead_neurons/static/colors.js");
+            const at = [0, 0.001, 0.5, 0.999, 1];
+            return [at.map(colors.rateRgb), at.map(colors.deadRgb)];
+        }"""
+    )
+    for scale in colours:
+        zero, low, middle, high, one = (tuple(rgb) for rgb in scale)
+        assert len({zero, low, middle, high, one}) == 5, scale
+    tab.assert_clean()
+
+
 def test_selu_site_detail_shows_mean_and_std_against_0_and_1(tab):
     tab.goto()
     tab.open_run("revive")

@@ -59,7 +59,10 @@ const RATE_TABLE = lookupTable(RATE_STOPS);
 
 function pick(table, value) {
   const clamped = Math.min(1, Math.max(0, value));
-  return table[Math.round(clamped * 255)];
+  // Only exactly 0 and exactly 1 take the ends of the scale: a unit that
+  // fired once is not coloured as one that never fired.
+  const index = Math.min(254, Math.max(1, Math.round(clamped * 255)));
+  return table[clamped === 0 ? 0 : clamped === 1 ? 255 : index];
 }
 
 /** [r, g, b] for a dead fraction in [0, 1]. */
