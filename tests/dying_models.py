@@ -26,3 +26,15 @@ def mlp(optimizer, bias=0.0):
     )
     model.compile(optimizer, "mse")
     return model
+
+
+class ShiftedReLU(keras.layers.Layer):
+    """A custom layer with a ReLU `activation` whose output can be
+    negative (`relu(x) - 1`): a dead unit outputs -1, not 0."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = keras.activations.relu
+
+    def call(self, inputs):
+        return self.activation(inputs) - 1.0

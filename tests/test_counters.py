@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from dying_models import ShiftedReLU
 from numpy_reference import sampled_firing_rate
 
 import keras_deadrelu as kd
@@ -160,17 +161,6 @@ def test_kinds_with_negative_outputs_count_every_value(kind):
     np.testing.assert_array_equal(
         counters.positive_count, 2 * (values.reshape(-1, 2) > 0).sum(axis=0)
     )
-
-
-class ShiftedReLU(keras.layers.Layer):
-    """A custom layer with a ReLU `activation` whose output can be negative."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.activation = keras.activations.relu
-
-    def call(self, inputs):
-        return self.activation(inputs) - 1.0
 
 
 class SubclassedDense(keras.layers.Dense):

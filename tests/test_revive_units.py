@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+from dying_models import ShiftedReLU
 
 import keras_deadrelu as kd
 from keras_deadrelu.fixes import ReviveUnits
@@ -385,17 +386,6 @@ def test_sites_whose_dead_units_output_values_are_not_revived(activation, kind):
     np.testing.assert_array_equal(model.predict(X, verbose=0), predictions)
     for path, value in snapshot(model)[0].items():
         np.testing.assert_array_equal(value, weights[path], err_msg=path)
-
-
-class ShiftedReLU(keras.layers.Layer):
-    """A custom layer with a ReLU `activation` whose output is shifted."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.activation = keras.activations.relu
-
-    def call(self, inputs):
-        return self.activation(inputs) - 1.0
 
 
 def test_a_custom_layer_with_a_relu_activation_is_not_revived():
