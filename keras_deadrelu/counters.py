@@ -53,13 +53,12 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
 from keras_deadrelu._xla import compiled_by_xla
-from keras_deadrelu.sites import Site, layer_kind
+from keras_deadrelu.sites import Site, layer_kind, outputs_its_activation
 from keras_deadrelu.unit_statistics import UnitCounters
 
 #: Site kinds whose outputs are never negative.
@@ -512,43 +511,6 @@ def samples_positive_counts(kind: str | None) -> bool:
     step and every value is counted.
     """
     return kind in NON_NEGATIVE_KINDS and not _fused_by_xla_or_gpu()
-
-
-def outputs_its_activation(layer: Any) -> bool:
-    """Whether `layer` provably outputs its activation's values as they are
-    (for ReLU or ReLU6, never a negative one): a Keras layer's own ``call``
-    (``Dense``, a convolution, ``Activation``, ``ReLU``, whose threshold
-    Keras keeps >= 0) or this package's, with an activation of Keras's,
-    TensorFlow's, JAX's or PyTorch's own (``"relu"``, ``tf.nn.relu``). Not
-    a custom layer, whose ``call`` may change the values after the
-    activation, nor a function of the user's: there the positive count is
-    counted as such, over every value.
-
-    >>> import keras
-    >>> outputs_its_activation(keras.layers.Dense(4, activation="relu"))
-    True
-    >>> class Shifted(keras.layers.Dense):
-    ...     def call(self, inputs):
-    ...         return super().call(inputs) - 1.0
-    >>> outputs_its_activation(Shifted(4, activation="relu"))
-    False
-    >>> def relu(x):
-    ...     return keras.activations.relu(x) - 1.0
-    >>> outputs_its_activation(keras.layers.Dense(4, activation=relu))
-    False
-    """
-    call = getattr(type(layer), "call", None)
-    if not _module_of(call).startswith(("keras.", "keras_deadrelu.layers.")):
-        return False
-    # A function of the user's named "relu" may change the values too.
-    activation = getattr(layer, "activation", None)
-    return activation is None or _module_of(activation).startswith(
-        ("keras.", "keras_deadrelu.fixes.", "tensorflow.", "jax.", "torch.")
-    )
-
-
-def _module_of(function: Any) -> str:
-    return getattr(function, "__module__", None) or ""
 
 
 def _group_sums(group: list[_PendingSite]) -> tuple[tf.Tensor, tf.Tensor]:

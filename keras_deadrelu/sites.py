@@ -118,6 +118,43 @@ def layer_kind(layer: Any) -> str | None:
     return activation_kind(getattr(layer, "activation", None))
 
 
+def outputs_its_activation(layer: Any) -> bool:
+    """Whether `layer` provably outputs its activation's values as they are
+    (for ReLU or ReLU6, never a negative one): a Keras layer's own ``call``
+    (``Dense``, a convolution, ``Activation``, ``ReLU``, whose threshold
+    Keras keeps >= 0) or this package's, with an activation of Keras's,
+    TensorFlow's, JAX's or PyTorch's own (``"relu"``, ``tf.nn.relu``). Not
+    a custom layer, whose ``call`` may change the values after the
+    activation, nor a function of the user's: there the positive count is
+    counted as such, over every value.
+
+    >>> import keras
+    >>> outputs_its_activation(keras.layers.Dense(4, activation="relu"))
+    True
+    >>> class Shifted(keras.layers.Dense):
+    ...     def call(self, inputs):
+    ...         return super().call(inputs) - 1.0
+    >>> outputs_its_activation(Shifted(4, activation="relu"))
+    False
+    >>> def relu(x):
+    ...     return keras.activations.relu(x) - 1.0
+    >>> outputs_its_activation(keras.layers.Dense(4, activation=relu))
+    False
+    """
+    call = getattr(type(layer), "call", None)
+    if not _module_of(call).startswith(("keras.", "keras_deadrelu.layers.")):
+        return False
+    # A function of the user's named "relu" may change the values too.
+    activation = getattr(layer, "activation", None)
+    return activation is None or _module_of(activation).startswith(
+        ("keras.", "keras_deadrelu.fixes.", "tensorflow.", "jax.", "torch.")
+    )
+
+
+def _module_of(function: Any) -> str:
+    return getattr(function, "__module__", None) or ""
+
+
 def _is_recurrent(layer: Any) -> bool:
     """A recurrent layer or cell (its activation runs in a loop over time)."""
     return isinstance(layer, keras.layers.RNN) or hasattr(layer, "state_size")

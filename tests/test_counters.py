@@ -10,8 +10,8 @@ from dying_models import ShiftedReLU
 from numpy_reference import sampled_firing_rate
 
 import keras_deadrelu as kd
-from keras_deadrelu.counters import CounterRecorder, outputs_its_activation
-from keras_deadrelu.sites import Site
+from keras_deadrelu.counters import CounterRecorder
+from keras_deadrelu.sites import Site, outputs_its_activation
 from keras_deadrelu.unit_statistics import site_statistics
 
 

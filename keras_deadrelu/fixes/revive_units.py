@@ -39,7 +39,7 @@ import keras
 import numpy as np
 
 from keras_deadrelu._validation import check_number
-from keras_deadrelu.counters import NON_NEGATIVE_KINDS, outputs_its_activation
+from keras_deadrelu.counters import NON_NEGATIVE_KINDS
 from keras_deadrelu.fixes.base import Fix
 from keras_deadrelu.fixes.lower_learning_rate import innermost_optimizer
 from keras_deadrelu.layer_graph import (
@@ -51,7 +51,7 @@ from keras_deadrelu.layer_graph import (
     outgoing_paths,
     output_axis,
 )
-from keras_deadrelu.sites import Site, layer_kind
+from keras_deadrelu.sites import Site, layer_kind, outputs_its_activation
 from keras_deadrelu.unit_statistics import SiteStatistics
 
 
