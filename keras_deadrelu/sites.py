@@ -125,8 +125,9 @@ def outputs_its_activation(layer: Any) -> bool:
     Keras keeps >= 0) or this package's, with an activation of Keras's,
     TensorFlow's, JAX's or PyTorch's own (``"relu"``, ``tf.nn.relu``). Not
     a custom layer, whose ``call`` may change the values after the
-    activation, nor a function of the user's: there the positive count is
-    counted as such, over every value.
+    activation, nor a function of the user's: the counters then count its
+    positive values as such, over every value, and the revive fix leaves it
+    alone.
 
     >>> import keras
     >>> outputs_its_activation(keras.layers.Dense(4, activation="relu"))
