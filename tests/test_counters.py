@@ -198,11 +198,25 @@ def test_a_custom_relu_layer_counts_every_value():
     assert stats.dead.tolist() == [False, True]
 
 
+def _summing_graph(site, shape, jit_compile, granularity="channel"):
+    step = _step_function(CounterRecorder(granularity), site, jit_compile)
+    return step.get_concrete_function(tf.TensorSpec(shape, "float32")).graph
+
+
 def _summing_ops(site, shape, jit_compile, granularity="channel"):
     """The op types that do the summing in a traced step of `site`."""
-    step = _step_function(CounterRecorder(granularity), site, jit_compile)
-    graph = step.get_concrete_function(tf.TensorSpec(shape, "float32")).graph
+    graph = _summing_graph(site, shape, jit_compile, granularity)
     return {node.op for node in graph.as_graph_def().node} & {"MatMul", "Sum"}
+
+
+def _product_shapes(site, shape, granularity="channel"):
+    """The shapes of the matrices that rows of ones multiply (no XLA)."""
+    graph = _summing_graph(site, shape, False, granularity)
+    return [
+        tuple(op.inputs[1].shape.as_list())
+        for op in graph.get_operations()
+        if op.type == "MatMul"
+    ]
 
 
 @pytest.mark.parametrize("jit_compile", [False, True])
@@ -214,9 +228,25 @@ def test_which_sum_each_path_takes(jit_compile):
         {"Sum"} if jit_compile or tf.config.list_logical_devices("GPU") else {"MatMul"}
     )
     assert _summing_ops(relu, (8, 5), jit_compile) == matrix_op
-    assert _summing_ops(relu, (8, 3, 3, 5), jit_compile) == matrix_op
+    # A conv's channels: a product over the samples, then a small Sum over
+    # the positions.
+    conv_ops = {"Sum"} if "Sum" in matrix_op else {"MatMul", "Sum"}
+    assert _summing_ops(relu, (8, 3, 3, 5), jit_compile) == conv_ops
     channels_first = Site("conv", keras.layers.ReLU(), "relu", 1)
     assert _summing_ops(channels_first, (8, 5, 3, 3), jit_compile) == {"Sum"}
+
+
+@pytest.mark.skipif(
+    bool(tf.config.list_logical_devices("GPU")), reason="GPUs sum with Sum, no product"
+)
+def test_a_conv_site_is_summed_over_its_samples_first():
+    # Each sample's 3 x 3 x 5 values form one row of the product: a short,
+    # wide matrix (one row per sample), not a tall one (one per position).
+    relu = Site("act", keras.layers.ReLU(), "relu")
+    assert _product_shapes(relu, (8, 3, 3, 5)) == [(8, 45), (8, 45)]
+    # Per-position units (granularity="unit") are one row per sample already.
+    assert _product_shapes(relu, (8, 3, 3, 5), "unit") == [(8, 45), (8, 45)]
+    assert _product_shapes(relu, (8, 5)) == [(8, 5), (8, 5)]
 
 
 @pytest.mark.parametrize("jit_compile", [False, True])
