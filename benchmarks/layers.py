@@ -1,7 +1,10 @@
 """Speed of keras_deadrelu's layers against their Keras counterparts and ReLU.
 
 Forward + backward of each layer on a (4096, 1024) float32 tensor, with XLA
-off and on, and the epoch time of `model.fit` on a 4x512 MLP per activation.
+off and on; the same through 20 layers of each kind in a row on a (128, 512)
+tensor (an MLP's activations at batch 128, where a fixed cost per call shows
+and the large tensor hides it); and the epoch time of `model.fit` on a 4x512
+MLP per activation.
 Every contender gets the same input and the same upstream gradient, and each
 step returns the layer's output as well as the gradients: in a real network
 the output feeds the next layer, and if it were not fetched the graph
@@ -36,6 +39,9 @@ from interleaving import interleaved  # noqa: E402
 
 import keras_deadrelu as kd  # noqa: E402
 
+#: Layers in a row in the small-tensor rows (per-call costs add up there).
+CHAIN_DEPTH = 20
+
 # name -> (our layer factory, Keras counterpart factory)
 PAIRS = {
     "PReLU": (kd.layers.PReLU, lambda: keras.layers.PReLU()),
@@ -50,14 +56,19 @@ PAIRS = {
 }
 
 
-def _step_function(layer, jit_compile):
+def _step_function(layers, jit_compile):
+    """Forward + backward through `layers`, one after the other."""
+    variables = [variable for layer in layers for variable in layer.trainable_variables]
+
     @tf.function(jit_compile=jit_compile)
     def step(x, upstream):
         with tf.GradientTape() as tape:
             tape.watch(x)
-            y = layer(x)
+            y = x
+            for layer in layers:
+                y = layer(y)
         # Fetch `y` too, so its forward pass is never pruned (see module doc).
-        return [y, *tape.gradient(y, [x, *layer.trainable_variables], upstream)]
+        return [y, *tape.gradient(y, [x, *variables], upstream)]
 
     return step
 
@@ -67,18 +78,21 @@ def _run(step, x, upstream):
         value.numpy()
 
 
-def time_forward_backward(shape, jit_compile, rounds, warmup=5):
-    """Median wall and process-CPU milliseconds per forward + backward."""
+def time_forward_backward(shape, jit_compile, rounds, warmup=5, depth=1):
+    """Median wall and process-CPU milliseconds per forward + backward
+    through `depth` layers of each kind in a row."""
     x = tf.random.normal(shape, seed=1)
     upstream = tf.random.normal(shape, seed=2)
-    contenders = {"ReLU": keras.layers.ReLU()}
+    contenders = {"ReLU": keras.layers.ReLU}
     for name, (ours, theirs) in PAIRS.items():
-        contenders[f"kd.{name}"] = ours()
-        contenders[f"keras.{name}"] = theirs()
+        contenders[f"kd.{name}"] = ours
+        contenders[f"keras.{name}"] = theirs
     steps = {}
-    for name, layer in contenders.items():
-        layer.build(shape)
-        steps[name] = _step_function(layer, jit_compile)
+    for name, make in contenders.items():
+        layers = [make() for _ in range(depth)]
+        for layer in layers:
+            layer.build(shape)
+        steps[name] = _step_function(layers, jit_compile)
         for _ in range(warmup):
             _run(steps[name], x, upstream)
     wall = {name: [] for name in steps}
@@ -177,12 +191,22 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.quick:
         shape, rounds, samples, epochs, fit_rounds = (256, 128), 3, 512, 1, 1
+        chain_shape, chain_rounds = (16, 32), 3
     else:
         shape, rounds, samples, epochs, fit_rounds = (4096, 1024), 60, 16384, 2, 6
+        chain_shape, chain_rounds = (128, 512), 60
     rows = []
     for jit_compile in (False, True):
         times = time_forward_backward(shape, jit_compile, rounds)
         rows += _rows(f"fwd+bwd jit={'on' if jit_compile else 'off'}", times)
+    for jit_compile in (False, True):
+        # A small tensor, as in a training step (an MLP's batch of 128 x 512),
+        # through a chain of layers: what each call costs beyond its kernels.
+        times = time_forward_backward(
+            chain_shape, jit_compile, chain_rounds, depth=CHAIN_DEPTH
+        )
+        setting = f"{CHAIN_DEPTH}x{chain_shape[0]}x{chain_shape[1]} jit="
+        rows += _rows(setting + ("on" if jit_compile else "off"), times)
     rows += _rows("fit epoch (jit auto)", time_fit_epochs(samples, epochs, fit_rounds))
 
     header = f"{'setting':22s} {'layer':10s} {'kd ms':>9s} {'keras ms':>9s} "
