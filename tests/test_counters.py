@@ -80,6 +80,35 @@ def test_sums_match_numpy(case, jit_compile):
         )
 
 
+@pytest.mark.parametrize("kind", ["relu", "selu"])
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_conv_sums_over_batches_of_any_size_match_numpy(jit_compile, kind):
+    # Traced with the batch size unknown, as in fit, then fed a full batch
+    # and a partial one: each sample's positions are summed, then the
+    # samples, whatever their number.
+    layer = keras.layers.ReLU() if kind == "relu" else keras.layers.Activation("selu")
+    site = Site("site", layer, kind)
+    recorder = CounterRecorder("channel")
+    step = _step_function(recorder, site, jit_compile)
+    signature = tf.TensorSpec((None, 6, 5, 3), "float32")
+    batches = [_outputs((8, 6, 5, 3), seed=7, kind=kind)]
+    batches.append(_outputs((3, 6, 5, 3), seed=8, kind=kind))
+    for batch in batches:
+        step.get_concrete_function(signature)(tf.constant(batch))
+    counters = recorder.read()["site"]
+    per_unit = np.concatenate(batches).reshape(-1, 3)
+    np.testing.assert_array_equal(counters.positive_count, (per_unit > 0).sum(axis=0))
+    assert counters.element_count == per_unit.shape[0] == 11 * 6 * 5
+    np.testing.assert_allclose(counters.abs_sum, np.abs(per_unit).sum(0), rtol=1e-5)
+    if kind == "selu":
+        np.testing.assert_allclose(
+            counters.value_sum, per_unit.sum(axis=0), rtol=1e-4, atol=1e-4
+        )
+        np.testing.assert_allclose(
+            counters.square_sum, np.square(per_unit).sum(axis=0), rtol=1e-5
+        )
+
+
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_channels_first_sums_over_batch_and_positions(jit_compile):
     conv = keras.layers.Conv2D(4, 2, activation="relu", data_format="channels_first")

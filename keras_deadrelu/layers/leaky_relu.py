@@ -44,12 +44,14 @@ class LeakyReLU(keras.layers.Layer):
     Leaky ReLU kernel, the one `keras.layers.LeakyReLU` runs, behind a
     branch on the weight; once the slope changes, the same trace switches
     (no retrace) to `x * where(x > 0, 1, slope)`, which costs about 1.5x the
-    fused kernel on CPU until the next trace. The branch itself costs about
-    25 µs per call (forward and backward, 2-core CPU): a few percent on
-    large tensors, more on small ones. Under XLA (JAX, or TensorFlow with
-    `jit_compile`) and on other backends the general form alone is traced;
-    XLA fuses it as well as the kernel, and reading the weight costs about
-    10 µs per call.
+    fused kernel on CPU until the next trace. The branch itself costs
+    16 µs (a 2-core AMD VM) to 25-50 µs (a 2-core Intel VM) per call,
+    forward and backward (docs/benchmarks.md); on the Intel VM that is
+    1.3-1.5x the time of Keras's layer on a (128, 512) tensor and 2-4% more
+    on a (4096, 1024) one. Under XLA (JAX, or
+    TensorFlow with `jit_compile`) and on other backends the general form
+    alone is traced; XLA fuses it as well as the kernel, and reading the
+    weight costs about 10 µs per call.
 
     Args:
         negative_slope: Slope for `x < 0`, a finite number >= 0. Defaults to
