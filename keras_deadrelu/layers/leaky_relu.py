@@ -48,10 +48,10 @@ class LeakyReLU(keras.layers.Layer):
     16 µs (a 2-core AMD VM) to 25-50 µs (a 2-core Intel VM) per call,
     forward and backward (docs/benchmarks.md); on the Intel VM that is
     1.3-1.5x the time of Keras's layer on a (128, 512) tensor and 2-4% more
-    on a (4096, 1024) one. Under XLA (JAX, or
-    TensorFlow with `jit_compile`) and on other backends the general form
-    alone is traced; XLA fuses it as well as the kernel, and reading the
-    weight costs about 10 µs per call.
+    on a (4096, 1024) one. Under XLA (JAX, or TensorFlow with
+    `jit_compile`) and on other backends the general form alone is traced;
+    XLA fuses it as well as the kernel, and reading the weight costs about
+    10 µs per call (Intel VM).
 
     Args:
         negative_slope: Slope for `x < 0`, a finite number >= 0. Defaults to
