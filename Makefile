@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
+	# Build the streaming counters' compiled op now, not in the first fit
+	# (it falls back to stock TensorFlow ops where it cannot be built).
+	$(PY) -m keras_deadrelu.native_unit_sums
 	touch $(STAMP)
 
 demo: $(STAMP)

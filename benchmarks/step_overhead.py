@@ -9,15 +9,18 @@ Usage::
 ``benchmarks/overhead.py`` times whole epochs of two fits, as the overhead
 goal is stated; on a shared 2-core machine its ratios move by several
 percent from run to run. This script isolates the per-step cost with much
-less noise: ONE model, three of Keras's train functions traced from it, two
-plain (traced without the monitor) and one traced with the monitor hooked in
-(``on_train_begin``), all fed from one batched, repeated ``tf.data``
-iterator. Blocks of ``--block`` steps of each function run in a fresh
-random order per round; a block ends by reading the iteration count, so its
-steps have run. Same weights, same data, same process: the two plain
-functions differ only by noise, which the table shows beside the monitor's
-ratio (``plain2/plain1``). The monitor's epoch-end work (reading the counters
-once, writing TensorBoard) is not included: it is timed by overhead.py.
+less noise: ONE model, four of Keras's train functions traced from it, two
+plain (traced without the monitor) and two traced with the monitor hooked in
+(``on_train_begin``): ``monitor``, as a user gets it (its counters summed by
+the compiled op of ``keras_deadrelu.native_unit_sums`` where it is
+available), and ``stock_ops``, with the op turned off (the fallback), all
+fed from one batched, repeated ``tf.data`` iterator. Blocks of ``--block``
+steps of each function run in a fresh random order per round; a block ends
+by reading the iteration count, so its steps have run. Same weights, same
+data, same process: the two plain functions differ only by noise, which the
+table shows beside the monitor's ratio (``plain2/plain1``). The monitor's
+epoch-end work (reading the counters once, writing TensorBoard) is not
+included: it is timed by overhead.py.
 
 Scenarios: the 4x512 ReLU MLP and the small convnet of overhead.py, batch
 128, Adam, jit_compile off unless ``--jit``. Prints a table, then one JSON
@@ -50,24 +53,44 @@ from overhead import (  # noqa: E402
 )
 
 import keras_deadrelu as kd  # noqa: E402
+from keras_deadrelu import native_unit_sums  # noqa: E402
 
 BATCH_SIZE = 128
 
 
+def _monitored_train_function(model, dataset_iterator, log_dir, compiled_op):
+    """A train function traced with the monitor hooked in, its counters
+    summed by the compiled op (where it is available) or by stock ops."""
+    previous = os.environ.get(native_unit_sums.ENABLE_VARIABLE)
+    os.environ[native_unit_sums.ENABLE_VARIABLE] = "1" if compiled_op else "0"
+    try:
+        monitor = kd.DeadNeuronMonitor(log_dir=log_dir, verbose=0)
+        monitor.set_model(model)
+        monitor.on_train_begin()  # hooks the sites, forces a new trace
+        model.make_train_function(force=True)
+        function = model.train_function
+        function(dataset_iterator)  # trace, while the variable is set
+        monitor.on_train_end()  # unhooks; the traced function keeps its counters
+    finally:
+        if previous is None:
+            del os.environ[native_unit_sums.ENABLE_VARIABLE]
+        else:
+            os.environ[native_unit_sums.ENABLE_VARIABLE] = previous
+    return function
+
+
 def _train_functions(model, dataset_iterator, log_dir):
-    """Two plain train functions and one monitored one, all traced."""
+    """Two plain train functions and two monitored ones, all traced."""
     functions = {}
     for name in ("plain1", "plain2"):
         model.make_train_function(force=True)
         functions[name] = model.train_function
-    monitor = kd.DeadNeuronMonitor(log_dir=log_dir, verbose=0)
-    monitor.set_model(model)
-    monitor.on_train_begin()  # hooks the sites, forces a new trace
-    functions["monitor"] = model.make_train_function()
-    for function in functions.values():
-        function(dataset_iterator)  # trace
-    monitor.on_train_end()  # unhooks; the traced function keeps its counters
-    return functions, monitor
+        functions[name](dataset_iterator)  # trace
+    for name, compiled_op in (("monitor", True), ("stock_ops", False)):
+        functions[name] = _monitored_train_function(
+            model, dataset_iterator, os.path.join(log_dir, name), compiled_op
+        )
+    return functions
 
 
 def time_steps(name, model, x, y, rounds, block, jit):
@@ -82,7 +105,7 @@ def time_steps(name, model, x, y, rounds, block, jit):
     dataset = dataset.batch(BATCH_SIZE).repeat().prefetch(4)
     iterator = iter(dataset)
     with tempfile.TemporaryDirectory() as log_dir:
-        functions, _monitor = _train_functions(model, iterator, log_dir)
+        functions = _train_functions(model, iterator, log_dir)
         for function in functions.values():
             for _ in range(block):  # warm up
                 function(iterator)
@@ -104,6 +127,8 @@ def time_steps(name, model, x, y, rounds, block, jit):
         "plain_ms": round(1e3 * plain, 4),
         "monitor_ms": round(1e3 * medians["monitor"], 4),
         "monitor_over_plain": round(medians["monitor"] / plain, 4),
+        "stock_ops_ms": round(1e3 * medians["stock_ops"], 4),
+        "stock_ops_over_plain": round(medians["stock_ops"] / plain, 4),
         "plain2_over_plain1": round(medians["plain2"] / medians["plain1"], 4),
     }
 
@@ -128,9 +153,15 @@ def main(argv=None):
             "conv", build_conv(), images, labels, args.rounds, args.block, args.jit
         ),
     ]
+    available, reason = native_unit_sums.availability()
+    print(
+        "counters: compiled op "
+        + ("in use" if available else "NOT available")
+        + f" ({reason}); under XLA neither arm uses it"
+    )
     header = (
         f"{'scenario':9s} {'jit':5s} {'plain ms':>9s} {'monitor ms':>11s} "
-        f"{'monitor/plain':>14s} {'plain2/plain1':>14s}"
+        f"{'monitor/plain':>14s} {'stock ops/plain':>16s} {'plain2/plain1':>14s}"
     )
     print(header)
     print("-" * len(header))
@@ -138,11 +169,12 @@ def main(argv=None):
         print(
             f"{row['scenario']:9s} {str(row['jit_compile']):5s} {row['plain_ms']:9.3f} "
             f"{row['monitor_ms']:11.3f} {row['monitor_over_plain']:14.4f} "
-            f"{row['plain2_over_plain1']:14.4f}"
+            f"{row['stock_ops_over_plain']:16.4f} {row['plain2_over_plain1']:14.4f}"
         )
     summary = {
         "benchmark": "step_overhead",
         "quick": args.quick,
+        "compiled_counter_op": {"in_use": available, "detail": reason},
         "machine": machine_info(list(os.getloadavg())),
         "rows": rows,
     }

@@ -7,10 +7,12 @@ wrappers call), :meth:`~CounterRecorder.record` notes a batch of a site's
 outputs; ``finish_step`` reduces every site's to per-unit sums and adds them
 all to one flat float64 buffer with a single ``assign_add``. It runs inside
 Keras's traced (and, with ``jit_compile``, XLA-compiled) train step: no
-extra forward pass, no device-to-host copy per step, and few ops (the cost
-of a streaming monitor on a CPU without XLA is mostly per-op dispatch, so
-there the Dense-like sites of one kind, such as an MLP's, are summed side by
-side, as one wide matrix). The buffer is read and zeroed once per window.
+extra forward pass, no device-to-host copy per step, and few ops. On a CPU
+without XLA, where per-op dispatch is most of a streaming monitor's cost,
+one compiled op (:mod:`keras_deadrelu.native_unit_sums`) takes every site's
+sums in one pass; where it cannot be built, stock TensorFlow ops do, with
+the Dense-like sites of one kind (an MLP's) summed side by side, as one
+wide matrix. The buffer is read and zeroed once per window.
 
 Per site the buffer holds: the count of values > 0 per unit, the sum of
 absolute values per unit (NaN or inf shows there), for SELU sites the sum and
@@ -57,6 +59,7 @@ import threading
 import numpy as np
 import tensorflow as tf
 
+from keras_deadrelu import native_unit_sums
 from keras_deadrelu._xla import compiled_by_xla
 from keras_deadrelu.sites import Site, layer_kind, outputs_its_activation
 from keras_deadrelu.unit_statistics import UnitCounters
@@ -122,7 +125,8 @@ class _PendingSite:
     """One site's record in a step being traced, before its sums are taken.
 
     `matrix` is the site's values as a (values, units) matrix when its units
-    are contiguous at the end (channels last, or one unit per position), and
+    are contiguous at the end (channels last, or one unit per position),
+    `values` the same values in their own shape, and
     `positions` how many of its rows each sample fills (a conv's positions,
     when known at trace time; else 1); otherwise `sums` already holds its
     per-unit sums and `count` the number of values per unit.
@@ -143,6 +147,7 @@ class _PendingSite:
     sums: list[tf.Tensor] | None = None
     count: tf.Tensor | None = None
     positions: int = 1
+    values: tf.Tensor | None = None
     layer_input: tf.Tensor | None = None
     sample: tf.Tensor | None = None
 
@@ -305,6 +310,7 @@ class CounterRecorder:
             # over its rows at the end of the step; a Dense layer's beside
             # other such sites'.
             entry.matrix = tf.reshape(values, [-1, layout.units])
+            entry.values = values
             if reduce_axes != [0]:
                 entry.positions = values.shape[1:-1].num_elements() or 1
             if sampled:
@@ -327,49 +333,17 @@ class CounterRecorder:
         """Takes every site's per-unit sums of this step and adds them to the
         buffer, in one op.
 
-        On a CPU without XLA, Dense-like sites (one row per sample) of one
-        kind are summed side by side, as one wide matrix, and the few scalars
-        of all sites are stacked together: a few ops per step rather than a
-        few per site, which is most of a streaming monitor's cost there.
+        On a CPU without XLA, where per-op dispatch is most of a streaming
+        monitor's cost, the sums come from one compiled op when it is
+        available (:mod:`keras_deadrelu.native_unit_sums`), else from a few
+        stock ops for all sites together.
         """
         pending, self._pending = self._pending, None
         if not pending:
             return
-        groups: dict[tuple, list[_PendingSite]] = {}
-        for entry in pending:
-            groups.setdefault(entry.group_key(), []).append(entry)
-        # The groups' sums come out kind by kind; a gather puts every site's
-        # numbers together, in the buffer's layout (one small op).
-        vectors, length = [], 0
-        indices: dict[int, list[int]] = {id(entry): [] for entry in pending}
-        for group in groups.values():
-            sums, counts = _group_sums(group)
-            vectors += [sums, counts]
-            slot_start = length
-            for _term in group[0].terms:
-                for entry in group:
-                    units = entry.layout.units
-                    indices[id(entry)] += range(slot_start, slot_start + units)
-                    slot_start += units
-            length = slot_start
-            # One count, shared by the group's sites; a site that may be
-            # sampled (always alone) has a second: how many it counted.
-            count_slots = 2 if group[0].layout.sampled else 1
-            for entry in group:
-                indices[id(entry)] += range(length, length + count_slots)
-            length += count_slots
-        input_terms = []
-        # After the sums: taken as soon as its input exists, a sample would
-        # race the next layer's kernel for the CPU threads (on a 4 x 512 MLP
-        # step, this order saves about 1.5 points of the monitor's overhead).
-        with tf.control_dependencies(vectors):
-            for entry in pending:
-                if entry.layer_input is not None:
-                    input_terms += _first_sample_terms(entry.layer_input)
-                    indices[id(entry)] += [length, length + 1]
-                    length += 2
-        if input_terms:
-            vectors.append(tf.stack(input_terms))
+        flat = _sums_by_native_op(pending)
+        if flat is None:
+            flat = _sums_by_tensorflow_ops(pending)
         layout, offset = [], 0
         for entry in pending:
             layout.append(dataclasses.replace(entry.layout, offset=offset))
@@ -384,9 +358,6 @@ class CounterRecorder:
                 "monitored model must call the same sites, with the same unit "
                 "shapes, at every step."
             )
-        order = [index for entry in pending for index in indices[id(entry)]]
-        vectors = [tf.gather(tf.concat(vectors, axis=0), order)]
-        flat = tf.cast(tf.concat(vectors, axis=0), tf.float64)
         buffer = self._buffer
         if isinstance(buffer, tf.distribute.DistributedValues) and (
             tf.distribute.in_cross_replica_context()
@@ -479,6 +450,86 @@ def _layout_difference(new: list[_SiteLayout], old: list[_SiteLayout]) -> str:
                     f"against {getattr(before, field)!r}"
                 )
     return "the same sites, in other positions"
+
+
+def _sums_by_tensorflow_ops(pending: list[_PendingSite]) -> tf.Tensor:
+    """A step's sums in the buffer's layout, from stock TensorFlow ops.
+
+    On a CPU without XLA, Dense-like sites (one row per sample) of one kind
+    are summed side by side, as one wide matrix, and the few scalars of all
+    sites are stacked together: a few ops per step rather than a few per
+    site.
+    """
+    groups: dict[tuple, list[_PendingSite]] = {}
+    for entry in pending:
+        groups.setdefault(entry.group_key(), []).append(entry)
+    # The groups' sums come out kind by kind; a gather puts every site's
+    # numbers together, in the buffer's layout (one small op).
+    vectors, length = [], 0
+    indices: dict[int, list[int]] = {id(entry): [] for entry in pending}
+    for group in groups.values():
+        sums, counts = _group_sums(group)
+        vectors += [sums, counts]
+        slot_start = length
+        for _term in group[0].terms:
+            for entry in group:
+                units = entry.layout.units
+                indices[id(entry)] += range(slot_start, slot_start + units)
+                slot_start += units
+        length = slot_start
+        # One count, shared by the group's sites; a site that may be
+        # sampled (always alone) has a second: how many it counted.
+        count_slots = 2 if group[0].layout.sampled else 1
+        for entry in group:
+            indices[id(entry)] += range(length, length + count_slots)
+        length += count_slots
+    input_terms = []
+    # After the sums: taken as soon as its input exists, a sample would
+    # race the next layer's kernel for the CPU threads (on a 4 x 512 MLP
+    # step, this order saves about 1.5 points of the monitor's overhead).
+    with tf.control_dependencies(vectors):
+        for entry in pending:
+            if entry.layer_input is not None:
+                input_terms += _first_sample_terms(entry.layer_input)
+                indices[id(entry)] += [length, length + 1]
+                length += 2
+    if input_terms:
+        vectors.append(tf.stack(input_terms))
+    order = [index for entry in pending for index in indices[id(entry)]]
+    return tf.cast(tf.gather(tf.concat(vectors, axis=0), order), tf.float64)
+
+
+def _sums_by_native_op(pending: list[_PendingSite]) -> tf.Tensor | None:
+    """A step's sums in the buffer's layout, from the compiled op of
+    :mod:`keras_deadrelu.native_unit_sums`: one pass over each site's
+    outputs, one op for the whole step. None where it does not apply: under
+    XLA or with a GPU (which fuse the stock ops into the step), for a site
+    whose units are not contiguous at the end (a channels-first conv), or
+    where the op is turned off or cannot be built."""
+    if _fused_by_xla_or_gpu() or any(entry.matrix is None for entry in pending):
+        return None
+    op = native_unit_sums.unit_sums_op()
+    if op is None:
+        return None
+    layer_inputs, input_of = [], []
+    for entry in pending:
+        if entry.layer_input is None:
+            input_of.append(-1)
+            continue
+        layer_input = entry.layer_input
+        if layer_input.dtype != tf.float32:  # cast only the first sample
+            layer_input = tf.cast(layer_input[:1], tf.float32)
+        input_of.append(len(layer_inputs))
+        layer_inputs.append(layer_input)
+    return op(
+        values=[entry.values for entry in pending],
+        layer_inputs=layer_inputs,
+        units=[entry.layout.units for entry in pending],
+        moments=[entry.layout.moments for entry in pending],
+        count_slot=[entry.layout.sampled for entry in pending],
+        first_sample_only=[entry.sample is not None for entry in pending],
+        input_of=input_of,
+    )
 
 
 def _row_summer(matrix: tf.Tensor, positions: int = 1):

@@ -16,3 +16,22 @@ def _seeded_and_clean():
     keras.config.set_dtype_policy("float32")
     yield
     keras.config.set_dtype_policy("float32")
+
+
+@pytest.fixture(params=["native_op", "stock_ops"])
+def counter_ops(request, monkeypatch):
+    """Runs a test with the streaming counters' compiled op, then with stock
+    TensorFlow ops (the fallback where it cannot be built): both must give
+    the same numbers. Only a machine without a C++ compiler lacks the first.
+    """
+    from keras_deadrelu import native_unit_sums
+
+    if request.param == "stock_ops":
+        monkeypatch.setenv(native_unit_sums.ENABLE_VARIABLE, "0")
+    else:
+        monkeypatch.setenv(native_unit_sums.ENABLE_VARIABLE, "1")
+        available, reason = native_unit_sums.availability()
+        if not available and native_unit_sums.compiler() is None:
+            pytest.skip(f"no C++ compiler to build the counter op: {reason}")
+        assert available, reason
+    return request.param

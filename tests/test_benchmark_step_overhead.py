@@ -17,8 +17,12 @@ def test_quick_run_ends_with_a_json_report() -> None:
             "plain_ms",
             "monitor_ms",
             "monitor_over_plain",
+            "stock_ops_ms",
+            "stock_ops_over_plain",
             "plain2_over_plain1",
         ):
             assert positive_finite(row[name]), (row["scenario"], name)
         assert row["jit_compile"] is False
-    assert len(table_lines) == 2 + len(report["rows"])
+    assert isinstance(report["compiled_counter_op"]["in_use"], bool)
+    assert report["compiled_counter_op"]["detail"]
+    assert len(table_lines) == 3 + len(report["rows"])

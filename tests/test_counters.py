@@ -51,6 +51,9 @@ CASES = {
 }
 
 
+pytestmark = pytest.mark.usefixtures("counter_ops")
+
+
 @pytest.mark.parametrize("jit_compile", [False, True])
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_sums_match_numpy(case, jit_compile):
@@ -248,6 +251,31 @@ def _product_shapes(site, shape, granularity="channel"):
     ]
 
 
+@pytest.mark.parametrize("counter_ops", ["native_op"], indirect=True)
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_the_compiled_op_takes_a_steps_sums_without_xla(jit_compile):
+    # On a CPU without XLA, one compiled op sums every site whose units are
+    # contiguous at the end; under XLA (or with a GPU), which fuses the stock
+    # ops into the step, the op is not used.
+    relu = Site("act", keras.layers.ReLU(), "relu")
+    used = not jit_compile and not tf.config.list_logical_devices("GPU")
+    for shape in [(8, 5), (8, 3, 3, 5)]:
+        graph = _summing_graph(relu, shape, jit_compile)
+        ops = {node.op for node in graph.as_graph_def().node}
+        assert ("KerasDeadreluUnitSums" in ops) is used
+        assert not ops & {"MatMul", "Sum"} if used else ops & {"MatMul", "Sum"}
+    # A channels-first conv's units are not contiguous: stock ops sum it.
+    channels_first = Site("conv", keras.layers.ReLU(), "relu", 1)
+    ops = {
+        n.op
+        for n in _summing_graph(channels_first, (8, 5, 3, 3), jit_compile)
+        .as_graph_def()
+        .node
+    }
+    assert "KerasDeadreluUnitSums" not in ops
+
+
+@pytest.mark.parametrize("counter_ops", ["stock_ops"], indirect=True)
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_which_sum_each_path_takes(jit_compile):
     # On a CPU without XLA, a (values, units) matrix is summed as a product
@@ -265,6 +293,7 @@ def test_which_sum_each_path_takes(jit_compile):
     assert _summing_ops(channels_first, (8, 5, 3, 3), jit_compile) == {"Sum"}
 
 
+@pytest.mark.parametrize("counter_ops", ["stock_ops"], indirect=True)
 @pytest.mark.skipif(
     bool(tf.config.list_logical_devices("GPU")), reason="GPUs sum with Sum, no product"
 )
@@ -407,6 +436,7 @@ def _dense_sites_step(recorder, kinds, jit_compile, features=4):
     return step, sites
 
 
+@pytest.mark.parametrize("counter_ops", ["stock_ops"], indirect=True)
 def test_dense_sites_of_one_batch_share_one_sign_and_two_products():
     if tf.config.list_logical_devices("GPU"):
         pytest.skip("with a GPU, sites are summed apart, with Sum")

@@ -132,7 +132,9 @@ CASES = {
 
 @pytest.mark.parametrize("case", sorted(CASES))
 @pytest.mark.parametrize("jit_compile", [False, True])
-def test_streaming_matches_numpy(case, jit_compile):
+def test_streaming_matches_numpy(case, jit_compile, counter_ops):
+    # counter_ops: the compiled counter op, then stock TensorFlow ops (without
+    # XLA; under XLA both are stock ops).
     build, reference, shape = CASES[case]
     model, weights = build()
     x = rng.normal(size=shape).astype("float32")
