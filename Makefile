@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	# Build the streaming counters' compiled op now, not in the first fit
 	# (it falls back to stock TensorFlow ops where it cannot be built).
-	$(PY) -m keras_deadrelu.native_unit_sums
+	$(PY) -m keras_deadrelu.native
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -112,9 +112,9 @@ def _per_unit_terms(kind: str | None, never_negative: bool) -> tuple:
     sum]. The first is taken over the batch's first sample alone where the
     positive count is sampled. `never_negative`: the values are a ReLU's as
     it output them (see `outputs_its_activation`)."""
-    # ReLU outputs are >= 0 (or NaN): sign counts the positive ones, and
-    # their sum is their absolute sum.
-    terms = (tf.sign, _identity) if never_negative else (_is_positive, tf.abs)
+    # ReLU outputs are >= 0 (or NaN): their sum is their absolute sum. A NaN
+    # is never counted as positive (as in the compiled op).
+    terms = (_is_positive, _identity if never_negative else tf.abs)
     if kind == "selu":
         terms += (_identity, tf.square)
     return terms

@@ -10,6 +10,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_deadrelu import native_unit_sums
 from keras_deadrelu._validation import (
     check_choice,
     check_number,
@@ -355,6 +356,9 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
                     model_inputs=1,
                 )
             check_batches_fit(self.model, first_batch(self._probe_batches))
+        if not getattr(self.model, "jit_compile", False):
+            # The counters' compiled op is built (once) here, not in a trace.
+            native_unit_sums.prepare()
         self._measurement = SiteMeasurement(
             self.model,
             sites,

@@ -6,16 +6,19 @@ a gather) added 4-8% to a small MLP's step on a 2-core machine. The op in
 ``native/unit_sums.cc`` reads every site's outputs once and writes the
 monitor's numbers in its buffer's layout, so a monitored step gains two ops.
 
-It is compiled on first use, against the installed TensorFlow's headers,
-with the C++ compiler on the ``PATH`` (``$CXX``, else ``c++`` or ``g++``),
-into a cache folder (``$KERAS_DEADRELU_CACHE_DIR``, else
-``~/.cache/keras_deadrelu``; about 10 s, once per TensorFlow version), and
-loaded from there afterwards. Without a compiler, or where the build or the
-load fails, the counters use stock TensorFlow ops, with the same results,
-and one log line says why. ``KERAS_DEADRELU_NATIVE=0`` turns it off.
+It is compiled once, against the installed TensorFlow's headers, with the
+C++ compiler named by ``$CXX`` (it may carry arguments, as ``ccache g++``),
+else ``c++`` or ``g++`` from the ``PATH``, into a cache folder
+(``$KERAS_DEADRELU_CACHE_DIR``, else ``$XDG_CACHE_HOME/keras_deadrelu``,
+else ``~/.cache/keras_deadrelu``; about 10 s, once per TensorFlow install
+and compiler), and loaded from there afterwards. The monitor builds it in
+``on_train_begin`` when the model is not XLA-compiled and no GPU is visible
+(``make demo`` and ``make test`` when they install), else the first step
+that needs it. Without a compiler, or where the build or the load fails,
+the counters use stock TensorFlow ops, which give the same statistics, and
+one log line says why. ``KERAS_DEADRELU_NATIVE=0`` turns it off.
 
-``python -m keras_deadrelu.native_unit_sums`` builds it now and says whether
-it loads.
+``python -m keras_deadrelu.native`` builds it now and says whether it loads.
 
 >>> available, reason = availability()  # builds it on the first call
 >>> reason.startswith("loaded from") == available
@@ -27,9 +30,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shlex
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -67,17 +70,20 @@ def cache_dir() -> Path:
     return Path(base) / "keras_deadrelu"
 
 
-def compiler() -> str | None:
-    """The C++ compiler the op is built with, or None where there is none."""
-    configured = os.environ.get("CXX")
+def compiler() -> list[str] | None:
+    """The command that compiles the op (``$CXX``, split as a shell would,
+    else ``c++`` or ``g++``), or None where there is none."""
+    configured = shlex.split(os.environ.get("CXX", ""))
     if configured:
-        return shutil.which(configured) or configured
-    return shutil.which("c++") or shutil.which("g++")
+        found = shutil.which(configured[0])
+        return [found or configured[0], *configured[1:]]
+    found = shutil.which("c++") or shutil.which("g++")
+    return [found] if found else None
 
 
-def _build_command(compiler: str, output: Path) -> list[str]:
+def _build_command(cxx: list[str], output: Path) -> list[str]:
     return [
-        compiler,
+        *cxx,
         "-shared",
         "-fPIC",
         "-O3",
@@ -90,32 +96,39 @@ def _build_command(compiler: str, output: Path) -> list[str]:
     ]
 
 
-def library_path(compiler: str) -> Path:
-    """Where the op built by `compiler` for this TensorFlow is cached: the
-    name hashes the source, the TensorFlow version and the build command."""
+def library_path(cxx: list[str]) -> Path:
+    """Where the op built by the compiler command `cxx` for this TensorFlow
+    is cached: the name hashes the source, the TensorFlow version and the
+    build command (with TensorFlow's include and library folders)."""
     key = hashlib.sha256()
     key.update(SOURCE.read_bytes())
     key.update(tf.__version__.encode())
-    key.update(" ".join(_build_command(compiler, Path("out"))).encode())
+    key.update(" ".join(_build_command(cxx, Path("out"))).encode())
     return cache_dir() / f"unit_sums-{tf.__version__}-{key.hexdigest()[:16]}.so"
 
 
-def _build(compiler: str, target: Path) -> None:
+def _build(cxx: list[str], target: Path) -> None:
     """Compiles the op into `target`, atomically (a concurrent build by
-    another process leaves one whole file)."""
+    another process leaves one whole file), readable by all as a library
+    is (within the umask)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, scratch = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(handle)
     try:
         result = subprocess.run(
-            _build_command(compiler, Path(scratch)),
+            _build_command(cxx, Path(scratch)),
             capture_output=True,
             text=True,
             timeout=BUILD_TIMEOUT_S,
         )
         if result.returncode != 0:
             tail = (result.stderr or result.stdout).strip()[-2000:]
-            raise RuntimeError(f"{compiler} exited with {result.returncode}: {tail}")
+            raise RuntimeError(
+                f"{shlex.join(cxx)} exited with {result.returncode}: {tail}"
+            )
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(scratch, 0o755 & ~umask)
         os.replace(scratch, target)
     finally:
         if os.path.exists(scratch):
@@ -125,14 +138,18 @@ def _build(compiler: str, target: Path) -> None:
 def _load() -> tuple[object | None, str]:
     cxx = compiler()
     if cxx is None:
-        return None, "no C++ compiler on the PATH (set $CXX)"
+        return None, "no C++ compiler on the PATH (install one, or set $CXX)"
     if not SOURCE.is_file():
         return None, f"its source {SOURCE} is missing"
     try:
         target = library_path(cxx)
-        if not target.is_file():
-            _LOG.info("keras_deadrelu: compiling its counter op into %s", target)
-            _build(cxx, target)
+        if target.is_file():
+            try:
+                return tf.load_op_library(str(target)), f"loaded from {target}"
+            except Exception:  # noqa: BLE001 - a damaged cache: build anew
+                _LOG.info("keras_deadrelu: rebuilding %s, which fails to load", target)
+        _LOG.info("keras_deadrelu: compiling its counter op into %s", target)
+        _build(cxx, target)
         module = tf.load_op_library(str(target))
     except Exception as error:  # noqa: BLE001 - any failure means: stock ops
         return None, f"{type(error).__name__}: {error}"
@@ -152,8 +169,8 @@ def availability() -> tuple[bool, str]:
                 _LOG.warning(
                     "keras_deadrelu: its compiled counter op is not available "
                     "(%s); the streaming monitor uses stock TensorFlow ops, "
-                    "which give the same numbers but cost more per step on a "
-                    "CPU without XLA.",
+                    "which give the same statistics but cost more per step on "
+                    "a CPU without XLA.",
                     reason,
                 )
     return _loaded["module"] is not None, str(_loaded["reason"])
@@ -167,6 +184,14 @@ def unit_sums_op():
     return _loaded["module"].keras_deadrelu_unit_sums
 
 
+def prepare() -> None:
+    """Builds and loads the op now where a step on this machine would use
+    it (it is turned on and no GPU is visible), so that the build is not
+    part of the first traced step."""
+    if enabled() and not tf.config.list_logical_devices("GPU"):
+        availability()
+
+
 def main() -> int:
     """Builds the op now and prints whether it loads; exit status 0 either
     way, since the stock ops are a working fallback."""
@@ -174,7 +199,3 @@ def main() -> int:
     state = "in use" if available else "not available, stock TensorFlow ops used"
     print(f"keras_deadrelu compiled counter op: {state} ({reason})")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -23,15 +23,32 @@ def counter_ops(request, monkeypatch):
     """Runs a test with the streaming counters' compiled op, then with stock
     TensorFlow ops (the fallback where it cannot be built): both must give
     the same numbers. Only a machine without a C++ compiler lacks the first.
+
+    With the op, every step it applies to (no XLA, no GPU, every site's
+    units contiguous at the end) must have been summed by it.
     """
-    from keras_deadrelu import native_unit_sums
+    from keras_deadrelu import counters, native_unit_sums
 
     if request.param == "stock_ops":
         monkeypatch.setenv(native_unit_sums.ENABLE_VARIABLE, "0")
-    else:
-        monkeypatch.setenv(native_unit_sums.ENABLE_VARIABLE, "1")
-        available, reason = native_unit_sums.availability()
-        if not available and native_unit_sums.compiler() is None:
-            pytest.skip(f"no C++ compiler to build the counter op: {reason}")
-        assert available, reason
+        return request.param
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and callspec.params.get("jit_compile"):
+        pytest.skip("under XLA both forms are the same stock ops")
+    monkeypatch.setenv(native_unit_sums.ENABLE_VARIABLE, "1")
+    available, reason = native_unit_sums.availability()
+    if not available and native_unit_sums.compiler() is None:
+        pytest.skip(f"no C++ compiler to build the counter op: {reason}")
+    assert available, reason
+    summed_by_op = counters._sums_by_native_op
+
+    def summed_by_op_where_it_applies(pending):
+        result = summed_by_op(pending)
+        applies = not counters._fused_by_xla_or_gpu() and all(
+            entry.matrix is not None for entry in pending
+        )
+        assert result is not None or not applies, "the compiled op was not used"
+        return result
+
+    monkeypatch.setattr(counters, "_sums_by_native_op", summed_by_op_where_it_applies)
     return request.param

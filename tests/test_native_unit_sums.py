@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import zlib
 
 import numpy as np
 import pytest
@@ -54,13 +55,17 @@ CASES = {
     "large": ((64, 32, 32, 8), 8, True, False, False, (64, 16)),
     "large_sampled": ((64, 32, 32, 8), 8, False, True, True, None),
     "empty_batch": ((0, 4), 4, True, True, True, (0, 2)),
+    # An odd number of rows (a partial batch of an odd size, odd maps): rows
+    # left over beside the wide rows, and long sums kept exact enough.
+    "odd_rows": ((33, 127, 127, 3), 3, True, True, False, (33, 5)),
+    "odd_rows_sampled": ((7, 9, 11, 5), 5, False, True, True, None),
 }
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_the_op_matches_numpy(unit_sums, case):
     shape, units, moments, count_slot, first_only, input_shape = CASES[case]
-    rng = np.random.default_rng(abs(hash(case)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(case.encode()))
     values = rng.normal(size=shape).astype("float32")
     values[values < -1.0] = 0.0  # exact zeros, as a ReLU gives
     layer_input = None
@@ -77,6 +82,8 @@ def test_the_op_matches_numpy(unit_sums, case):
     ).numpy()
     expected = _expected(values, units, moments, count_slot, first_only, layer_input)
     np.testing.assert_allclose(out, expected, rtol=2e-6, atol=1e-4)
+    counts = expected[:units]  # whole numbers, exact however many rows
+    np.testing.assert_array_equal(out[:units], counts)
 
 
 def test_several_sites_come_out_one_after_another(unit_sums):
@@ -107,6 +114,70 @@ def test_several_sites_come_out_one_after_another(unit_sums):
     np.testing.assert_allclose(out[finite], expected[finite], rtol=2e-6)
     assert out[:4].tolist() == [(first[:, u] > 0).sum() for u in range(4)]
     assert np.isnan(out[4 + 1]) and np.isinf(out[4 + 3])
+
+
+def _window_of_sites(native: bool, monkeypatch):
+    """One step's counters over several kinds of sites, summed with the
+    compiled op or with stock ops (as chosen when the step is traced)."""
+    import keras
+
+    from keras_deadrelu.counters import CounterRecorder
+    from keras_deadrelu.sites import Site
+
+    monkeypatch.setenv(native_unit_sums.ENABLE_VARIABLE, "1" if native else "0")
+    rng = np.random.default_rng(11)
+    dense = np.maximum(rng.normal(size=(37, 6)), 0).astype("float32")
+    conv = np.maximum(rng.normal(size=(37, 5, 7, 4)), 0).astype("float32")
+    selu = rng.normal(size=(37, 3, 3, 2)).astype("float32")
+    dense_input = rng.normal(size=(37, 9)).astype("float32")
+    conv_layer = keras.layers.Conv2D(4, 3, activation="relu")
+    sites = [
+        Site("dense", keras.layers.Dense(6, activation="relu"), "relu"),
+        Site("conv", conv_layer, "relu"),
+        Site("selu", keras.layers.Activation("selu"), "selu"),
+    ]
+    recorder = CounterRecorder("channel", sample_positive_counts=True)
+
+    @tf.function(jit_compile=False)
+    def step(dense, conv, selu, dense_input):
+        recorder.start_step()
+        recorder.record(sites[0], dense, dense_input)
+        recorder.record(sites[1], conv)
+        recorder.record(sites[2], selu)
+        recorder.finish_step()
+
+    step(dense, conv, selu, dense_input)
+    return recorder.read()
+
+
+def test_both_forms_give_the_same_counters(unit_sums, monkeypatch):
+    if tf.config.list_logical_devices("GPU"):
+        pytest.skip("with a GPU both forms are stock ops")
+    native = _window_of_sites(True, monkeypatch)
+    stock = _window_of_sites(False, monkeypatch)
+    assert list(native) == list(stock) == ["dense", "conv", "selu"]
+    for name in native:
+        ours, theirs = native[name], stock[name]
+        np.testing.assert_array_equal(ours.positive_count, theirs.positive_count)
+        assert ours.element_count == theirs.element_count
+        assert ours.positive_sample == theirs.positive_sample
+        np.testing.assert_allclose(ours.abs_sum, theirs.abs_sum, rtol=1e-6)
+        for field in ("value_sum", "square_sum"):
+            if getattr(theirs, field) is None:
+                assert getattr(ours, field) is None
+            else:
+                # Signed sums cancel: float32 rounding, relative to |x| summed.
+                np.testing.assert_allclose(
+                    getattr(ours, field),
+                    getattr(theirs, field),
+                    atol=1e-6 * theirs.abs_sum.max(),
+                )
+        if theirs.input_mean_square is None:
+            assert ours.input_mean_square is None
+        else:
+            assert ours.input_mean_square == pytest.approx(theirs.input_mean_square)
+    # The conv site's firing rate is taken over the first sample of the batch.
+    assert native["conv"].positive_sample == 5 * 7
 
 
 def test_the_output_length_is_known_when_traced(unit_sums):
@@ -191,9 +262,11 @@ _FALLBACK_SCRIPT = textwrap.dedent(
 )
 
 
-def _run_fit(tmp_path, **environment):
+def _run_fit(tmp_path, drop=(), **environment):
     script = _FALLBACK_SCRIPT.format(log_dir=str(tmp_path / "logs"))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **environment)
+    for name in drop:
+        env.pop(name, None)
     return subprocess.run(
         [sys.executable, "-c", script],
         env=env,
@@ -218,6 +291,16 @@ def test_without_a_working_compiler_training_uses_stock_ops(tmp_path):
     assert result.stderr.count("compiled counter op is not available") == 1
     assert "exited with 1" in result.stderr
     assert not list((tmp_path / "cache").glob("*.so"))
+
+
+def test_without_a_compiler_on_the_path_training_uses_stock_ops(tmp_path):
+    environment = {"PATH": str(tmp_path / "empty"), "KERAS_DEADRELU_NATIVE": "1"}
+    environment["KERAS_DEADRELU_CACHE_DIR"] = str(tmp_path / "cache")
+    result = _run_fit(tmp_path, drop=("CXX",), **environment)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "AVAILABLE False" in result.stdout
+    assert "DEAD 0.333" in result.stdout
+    assert "no C++ compiler on the PATH" in result.stderr
 
 
 def test_a_built_op_is_cached_and_reused(tmp_path, unit_sums):

@@ -20,7 +20,8 @@
 //                                                  if input_of >= 0
 // With first_sample_only, the positive count is taken over the first
 // sample's rows (rows / dim 0) only. NaN is never counted as positive and
-// makes the absolute sum NaN.
+// makes the absolute sum NaN. Sums are float32 over blocks of rows, then
+// float64, so counts stay exact.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -43,6 +44,8 @@ using ::tensorflow::TensorShape;
 // A site's values are summed in shards of at least 2**kShardShift values,
 // one per CPU worker thread at most (small sites in the calling thread).
 constexpr int kShardShift = 18;
+// Rows are added in float32 in blocks of this many, then in float64.
+constexpr int64_t kBlockRows = 1024;
 
 struct SiteSpec {
   int64_t units;
@@ -75,7 +78,7 @@ absl::Status ReadSpecs(const std::vector<int64_t>& units,
     if (units[i] < 1) {
       return absl::InvalidArgumentError("KerasDeadreluUnitSums: units < 1");
     }
-    if (input_of[i] >= m) {
+    if (input_of[i] < -1 || input_of[i] >= m) {
       return absl::InvalidArgumentError(
           "KerasDeadreluUnitSums: input_of names a missing layer input");
     }
@@ -117,6 +120,21 @@ void AddRowsOf(bool count, bool moments, const float* values, int64_t rows,
   } else {
     moments ? AddRows<false, true>(values, rows, width, sums)
             : AddRows<false, false>(values, rows, width, sums);
+  }
+}
+
+// Adds `rows` rows of `width` values to `totals` (float64, width per term):
+// in float32 over blocks of at most kBlockRows rows, so that rounding stays
+// that of a short float32 sum however many rows there are. `scratch` holds
+// terms * width floats.
+void AddRowsInBlocks(bool count, bool moments, const float* values,
+                     int64_t rows, int64_t width, int terms, float* scratch,
+                     double* totals) {
+  for (int64_t first = 0; first < rows; first += kBlockRows) {
+    const int64_t block = std::min(kBlockRows, rows - first);
+    std::fill(scratch, scratch + terms * width, 0.0f);
+    AddRowsOf(count, moments, values + first * width, block, width, scratch);
+    for (int64_t j = 0; j < terms * width; ++j) totals[j] += scratch[j];
   }
 }
 
@@ -164,27 +182,35 @@ class UnitSumsOp : public OpKernel {
                       "into its units"));
       const int64_t units = spec.units, rows = size / units;
       const int64_t batch = tensor.dim_size(0);
+      OP_REQUIRES(context,
+                  !spec.first_sample_only || batch == 0 || rows % batch == 0,
+                  absl::InvalidArgumentError(
+                      "KerasDeadreluUnitSums: first_sample_only needs a whole "
+                      "number of rows per sample"));
       const int64_t counted =
           spec.first_sample_only ? (batch > 0 ? rows / batch : 0) : rows;
       const float* data = tensor.flat<float>().data();
       std::vector<double> sums((spec.moments ? 4 : 2) * units, 0.0);
 
-      // Long inner loops: see the matrix as (rows / k) wide rows of k * units
-      // values, k a power of two that divides rows, then fold the k parts.
+      // Long inner loops: see the first rows / k * k rows as wide rows of
+      // k * units values (k a power of two), then fold the k parts; the
+      // rows left over are added apart.
       int64_t k = 1;
-      while (k * units < 512 && rows % (2 * k) == 0) k *= 2;
+      while (k * units < 512 && 2 * k <= rows) k *= 2;
       const int64_t width = k * units, wide_rows = rows / k;
       const bool count_all = !spec.first_sample_only;
       const int terms = (count_all ? 1 : 0) + (spec.moments ? 3 : 1);
       const int64_t shards = std::max<int64_t>(
           1, std::min<int64_t>(workers->num_threads, size >> kShardShift));
-      std::vector<float> parts(shards * terms * width, 0.0f);
+      std::vector<double> parts(shards * terms * width, 0.0);
       auto add_shards = [&](int64_t begin, int64_t end) {
+        std::vector<float> scratch(terms * width);
         for (int64_t s = begin; s < end; ++s) {
           const int64_t first = wide_rows * s / shards;
           const int64_t last = wide_rows * (s + 1) / shards;
-          AddRowsOf(count_all, spec.moments, data + first * width,
-                    last - first, width, parts.data() + s * terms * width);
+          AddRowsInBlocks(count_all, spec.moments, data + first * width,
+                          last - first, width, terms, scratch.data(),
+                          parts.data() + s * terms * width);
         }
       };
       if (shards == 1) {
@@ -193,12 +219,20 @@ class UnitSumsOp : public OpKernel {
         tensorflow::Shard(workers->num_threads, workers->workers, shards,
                           /*cost_per_unit=*/int64_t{1} << 30, add_shards);
       }
-      // Fold shards and wide-row parts: term t of unit u.
+      std::vector<double> rest(terms * units, 0.0);
+      {
+        std::vector<float> scratch(terms * units);
+        AddRowsInBlocks(count_all, spec.moments, data + wide_rows * width,
+                        rows - wide_rows * k, units, terms, scratch.data(),
+                        rest.data());
+      }
+      // Fold shards, wide-row parts and the rest: term t of unit u.
       const int first_term = count_all ? 0 : 1;
-      for (int64_t s = 0; s < shards; ++s) {
-        for (int t = 0; t < terms; ++t) {
-          const float* part = parts.data() + (s * terms + t) * width;
-          double* target = sums.data() + (first_term + t) * units;
+      for (int t = 0; t < terms; ++t) {
+        double* target = sums.data() + (first_term + t) * units;
+        for (int64_t u = 0; u < units; ++u) target[u] += rest[t * units + u];
+        for (int64_t s = 0; s < shards; ++s) {
+          const double* part = parts.data() + (s * terms + t) * width;
           for (int64_t j = 0; j < k; ++j) {
             for (int64_t u = 0; u < units; ++u) target[u] += part[j * units + u];
           }
