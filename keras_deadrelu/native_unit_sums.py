@@ -1,9 +1,9 @@
 """The compiled op that takes a streaming step's per-unit sums in one pass.
 
 On a CPU without XLA, TensorFlow dispatches every op of a training step on
-its own, and a monitor built from stock ops (a sign, matrix products, concats,
-a gather) added 4-8% to a small MLP's step on a 2-core machine. The op in
-``native/unit_sums.cc`` reads every site's outputs once and writes the
+its own, and a monitor built from stock ops (a comparison, matrix products,
+concats, a gather) added 4-9% to a small MLP's step on a 2-core machine. The
+op in ``native/unit_sums.cc`` reads every site's outputs once and writes the
 monitor's numbers in its buffer's layout, so a monitored step gains two ops.
 
 It is compiled once, against the installed TensorFlow's headers, with the
