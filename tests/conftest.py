@@ -18,6 +18,21 @@ def _seeded_and_clean():
     keras.config.set_dtype_policy("float32")
 
 
+@pytest.fixture(scope="session")
+def counter_op():
+    """The streaming counters' compiled op (built on first use). Skips only
+    where there is no C++ compiler to build it; any other failure fails."""
+    from keras_deadrelu import native_unit_sums
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(native_unit_sums.ENABLE_VARIABLE, "1")
+        available, reason = native_unit_sums.availability()
+        if not available and native_unit_sums.compiler() is None:
+            pytest.skip(f"no C++ compiler to build the counter op: {reason}")
+        assert available, reason
+        return native_unit_sums.unit_sums_op()
+
+
 @pytest.fixture(params=["native_op", "stock_ops"])
 def counter_ops(request, monkeypatch):
     """Runs a test with the streaming counters' compiled op, then with stock
@@ -35,11 +50,8 @@ def counter_ops(request, monkeypatch):
     callspec = getattr(request.node, "callspec", None)
     if callspec is not None and callspec.params.get("jit_compile"):
         pytest.skip("under XLA both forms are the same stock ops")
+    request.getfixturevalue("counter_op")
     monkeypatch.setenv(native_unit_sums.ENABLE_VARIABLE, "1")
-    available, reason = native_unit_sums.availability()
-    if not available and native_unit_sums.compiler() is None:
-        pytest.skip(f"no C++ compiler to build the counter op: {reason}")
-    assert available, reason
     summed_by_op = counters._sums_by_native_op
 
     def summed_by_op_where_it_applies(pending):
