@@ -46,8 +46,41 @@ _CHANNEL_PRESERVING = (
     keras.layers.GlobalMaxPooling3D,
 )
 
-#: Activations that mix a sample's channels (not elementwise).
-_MIXING_ACTIVATIONS = ("softmax", "log_softmax")
+#: Keras's activations that act on each value alone. Any other (softmax,
+#: log_softmax and sparsemax mix a sample's channels; glu halves them; a
+#: custom function may do anything) ends the walk to the next kernel.
+_ELEMENTWISE_ACTIVATIONS = frozenset(
+    [
+        "celu",
+        "elu",
+        "exponential",
+        "gelu",
+        "hard_shrink",
+        "hard_sigmoid",
+        "hard_silu",
+        "hard_swish",
+        "hard_tanh",
+        "leaky_relu",
+        "linear",
+        "log_sigmoid",
+        "mish",
+        "relu",
+        "relu6",
+        "selu",
+        "sigmoid",
+        "silu",
+        "soft_shrink",
+        "softplus",
+        "softsign",
+        "sparse_plus",
+        "sparse_sigmoid",
+        "squareplus",
+        "swish",
+        "tanh",
+        "tanh_shrink",
+        "threshold",
+    ]
+)
 
 _DENSE_OR_CONV = (
     keras.layers.Dense,
@@ -134,8 +167,11 @@ def _keeps_channels(layer: Any, axis: int, rank: int) -> bool:
     """Whether `layer`, met after a site, keeps each of its channels apart:
     the units on `axis` of its rank-`rank` input."""
     if isinstance(layer, keras.layers.Activation):
-        name = getattr(layer.activation, "__name__", "")
-        return name not in _MIXING_ACTIVATIONS  # softmax mixes the channels
+        activation = layer.activation
+        name = getattr(activation, "__name__", "")
+        return name in _ELEMENTWISE_ACTIVATIONS and activation is getattr(
+            keras.activations, name, None
+        )
     if isinstance(layer, keras.layers.BatchNormalization):
         axes = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
         return [each % rank for each in axes] == [axis % rank]

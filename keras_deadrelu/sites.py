@@ -147,7 +147,23 @@ def outputs_its_activation(layer: Any) -> bool:
         return False
     # A function of the user's named "relu" may change the values too.
     activation = getattr(layer, "activation", None)
-    return activation is None or _module_of(activation).startswith(
+    return activation is None or is_library_activation(activation)
+
+
+def is_library_activation(activation: Any) -> bool:
+    """Whether `activation` is Keras's, TensorFlow's, JAX's, PyTorch's or this
+    package's own function, not one of the user's (which may be named
+    "relu" and do more, such as a cap).
+
+    >>> import keras
+    >>> is_library_activation(keras.activations.relu)
+    True
+    >>> def relu(x):
+    ...     return keras.ops.minimum(keras.activations.relu(x), 1.0)
+    >>> is_library_activation(relu)
+    False
+    """
+    return _module_of(activation).startswith(
         ("keras.", "keras_deadrelu.fixes.", "tensorflow.", "jax.", "torch.")
     )
 

@@ -298,6 +298,72 @@ def test_lower_lr_scales_a_schedule():
     model.fit(X, Y, epochs=1, verbose=0)
 
 
+def test_a_scaled_schedule_never_raises_the_rate_above_the_users_schedule():
+    """Where the user's schedule decays below min_lr, the lowered rate follows
+    it down instead of being lifted to min_lr (0.5 * schedule, floored at
+    min(schedule, min_lr))."""
+    decay = keras.optimizers.schedules.PolynomialDecay(1e-2, 16, end_learning_rate=1e-8)
+    scaled = ScaledSchedule(decay, scale=0.5, min_lr=1e-6)
+    for step in [0, 4, 8, 15, 16, 40]:
+        rate = float(decay(step))
+        expected = max(0.5 * rate, min(rate, 1e-6))
+        assert float(scaled(step)) == pytest.approx(expected, rel=1e-5), step
+        assert float(scaled(step)) <= rate * (1 + 1e-6), step
+    assert float(scaled(40)) == pytest.approx(1e-8, rel=1e-5)
+    assert float(scaled(0)) == pytest.approx(5e-3, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "fix, repeated",
+    [
+        (["lower_lr", "lower_lr"], "LowerLearningRate"),
+        (["revive", "leaky_relu", kd.fixes.ReviveUnits(bias=0.1)], "ReviveUnits"),
+    ],
+)
+def test_a_fix_listed_twice_is_refused_in_the_constructor(fix, repeated):
+    with pytest.raises(ValueError, match=rf"more than once.*{repeated}.*fix=\["):
+        kd.DeadNeuronMonitor(log_dir=None, fix=fix)
+
+
+def test_lower_lr_warns_before_training_when_min_lr_is_the_rate_already():
+    model = bias_killed_model(keras.optimizers.SGD(0.001))
+    monitor = kd.DeadNeuronMonitor(
+        log_dir=None, fix=LowerLearningRate(min_lr=0.01), verbose=0
+    )
+    with pytest.warns(kd.DeadNeuronWarning, match=r"min_lr=0.01.*rate is 0.001"):
+        model.fit(X, Y, epochs=1, verbose=0, callbacks=[monitor])
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.001)
+
+
+def test_swap_leaves_a_users_own_relu_function_alone_and_says_so():
+    """A function of the user's named "relu" (here capped at 1) is not
+    replaced: the swap would drop the cap from the live units too."""
+
+    def relu(x):
+        return keras.ops.minimum(keras.activations.relu(x), 1.0)
+
+    inputs = keras.Input((8,))
+    hidden = keras.layers.Dense(
+        16,
+        activation=relu,
+        name="hidden",
+        bias_initializer=keras.initializers.Constant(-5.0),
+    )(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(1, name="head")(hidden))
+    model.compile("adam", "mse")
+    site = next(s for s in kd.find_sites(model) if s.name == "hidden")
+    fix = SwapToLeakyReLU()
+    assert "function of the user's" in fix.sites_out_of_reach([site])["hidden"]
+    statistics = window_statistics(model, X)["hidden"]
+    assert statistics.dead_fraction == 1.0
+    assert fix.apply(model, site, statistics) is None
+    assert model.get_layer("hidden").activation is relu
+    monitor = kd.DeadNeuronMonitor(log_dir=None, fix="leaky_relu", verbose=0)
+    with pytest.warns(kd.DeadNeuronWarning, match=r"'leaky_relu' cannot act.*hidden"):
+        model.fit(X, Y, epochs=1, verbose=0, callbacks=[monitor])
+    assert monitor.events == [] and model.get_layer("hidden").activation is relu
+
+
 DECAY = keras.optimizers.schedules.ExponentialDecay(0.1, 1000, 0.5)
 
 

@@ -27,7 +27,7 @@ def window_statistics(model, x):
         measurement.uninstall()
 
 
-def half_dead_mlp(between=None):
+def half_dead_mlp(between=None, optimizer=None):
     """hidden (16 units, 8 born dead) -> [between] -> next (Dense 4) -> head."""
     inputs = keras.Input((8,))
     hidden = keras.layers.Dense(
@@ -41,7 +41,7 @@ def half_dead_mlp(between=None):
         hidden = layer(hidden)
     hidden = keras.layers.Dense(4, activation="tanh", name="next")(hidden)
     model = keras.Model(inputs, keras.layers.Dense(1, name="head")(hidden))
-    model.compile(keras.optimizers.Adam(0.01), "mse")
+    model.compile(optimizer or keras.optimizers.Adam(0.01), "mse")
     return model
 
 
@@ -319,6 +319,117 @@ def test_slots_are_found_by_the_optimizer_index_not_by_name():
     )
 
 
+def _fill_slots(optimizer, variables):
+    """Gives every slot of `variables` stale values, as units that were alive
+    before they died leave behind (a born-dead unit's slots never move):
+    momentum-like slots 0.5, second moments and accumulators 1 (so that a
+    centered RMSprop's velocity - average**2 stays positive)."""
+    for variable in variables:
+        index = optimizer._get_variable_index(variable)
+        for name in ("_momentums", "momentums", "_average_gradients", "_linears"):
+            slots = getattr(optimizer, name, None)
+            if slots and slots[index] is not None:
+                slots[index].assign(np.full(variable.shape, 0.5, "float32"))
+        for name in ("_velocities", "_accumulators"):
+            slots = getattr(optimizer, name, None)
+            if slots and slots[index] is not None:
+                slots[index].assign(np.full(variable.shape, 1.0, "float32"))
+
+
+@pytest.mark.parametrize(
+    "make_optimizer, starts",
+    [
+        (
+            lambda: keras.optimizers.RMSprop(0.01, centered=True),
+            {"_velocities": 0.0, "_average_gradients": 0.0},
+        ),
+        (lambda: keras.optimizers.Adagrad(0.05), {"_accumulators": 0.1}),
+        (
+            lambda: keras.optimizers.Ftrl(0.05, initial_accumulator_value=0.3),
+            # Ftrl computes its weights from its slots: linear is what gives
+            # back the new weights, -w * sqrt(accumulator) / rate (l1 = l2 = 0).
+            {"_accumulators": 0.3, "_linears": -np.sqrt(0.3) / 0.05},
+        ),
+        (
+            lambda: keras.optimizers.ScheduleFreeAdamW(0.01),
+            {"_momentums": "the new weights", "_velocities": 0.0},
+        ),
+    ],
+    ids=["rmsprop_centered", "adagrad", "ftrl", "schedule_free"],
+)
+def test_revived_slots_start_where_a_fresh_variables_slots_start(
+    make_optimizer, starts
+):
+    """Not always at 0: an Ftrl accumulator of 0 gives NaN weights, a centered
+    RMSprop with its velocity reset but not its average gradient NaN
+    everywhere, and ScheduleFree's z is the weight itself."""
+    model = half_dead_mlp(optimizer=make_optimizer())
+    model.fit(X, Y, epochs=1, verbose=0)
+    optimizer = model.optimizer
+    kernel = model.get_layer("hidden").kernel
+    next_kernel = model.get_layer("next").kernel
+    _fill_slots(optimizer, model.trainable_variables)
+    index = optimizer._get_variable_index(kernel)
+    next_index = optimizer._get_variable_index(next_kernel)
+    before = {
+        name: (
+            np.array(getattr(optimizer, name)[index].numpy()),
+            np.array(getattr(optimizer, name)[next_index].numpy()),
+        )
+        for name in starts
+    }
+
+    statistics, result = revive(model)
+    dead = statistics.dead
+    assert dead.sum() == 8 and result is not None
+
+    for name, start in starts.items():
+        slot = getattr(optimizer, name)[index].numpy()
+        next_slot = getattr(optimizer, name)[next_index].numpy()
+        if start == "the new weights":
+            np.testing.assert_array_equal(slot[:, dead], kernel.numpy()[:, dead])
+            np.testing.assert_array_equal(next_slot[dead, :], 0.0)
+        elif name == "_linears":
+            np.testing.assert_allclose(
+                slot[:, dead], start * kernel.numpy()[:, dead], rtol=1e-5
+            )
+            np.testing.assert_array_equal(next_slot[dead, :], 0.0)
+        else:
+            np.testing.assert_allclose(slot[:, dead], start, rtol=1e-6)
+            np.testing.assert_allclose(next_slot[dead, :], start, rtol=1e-6)
+        assert not np.allclose(before[name][0][:, dead], slot[:, dead]), name
+        np.testing.assert_array_equal(slot[:, ~dead], before[name][0][:, ~dead])
+        np.testing.assert_array_equal(next_slot[~dead, :], before[name][1][~dead, :])
+    model.fit(X, Y, epochs=2, verbose=0)
+    for weight in model.weights:
+        assert np.isfinite(weight.numpy()).all(), weight.path
+    _, window = window_statistics(model, X)
+    assert window["hidden"].dead_count < 8
+
+
+def test_under_a_multi_optimizer_the_owning_sub_optimizers_slots_are_reset():
+    adam, sgd = keras.optimizers.Adam(0.01), keras.optimizers.SGD(0.01, momentum=0.9)
+    optimizer_map = keras.optimizers.OptimizerMap(sgd, {"hidden/.*": adam})
+    model = half_dead_mlp(optimizer=keras.optimizers.MultiOptimizer(optimizer_map))
+    model.fit(X, Y, epochs=1, verbose=0)
+    kernel = model.get_layer("hidden").kernel
+    next_kernel = model.get_layer("next").kernel
+    _fill_slots(adam, [kernel])
+    _fill_slots(sgd, [next_kernel])
+
+    statistics, result = revive(model)
+    dead = statistics.dead
+    # hidden's kernel and bias: two Adam moments each; next's kernel: one.
+    assert "; 5 optimizer slot(s) reset" in result[2]
+    index = adam._get_variable_index(kernel)
+    for slots, stale in ((adam._momentums, 0.5), (adam._velocities, 1.0)):
+        np.testing.assert_array_equal(slots[index].numpy()[:, dead], 0.0)
+        np.testing.assert_array_equal(slots[index].numpy()[:, ~dead], stale)
+    momentum = sgd.momentums[sgd._get_variable_index(next_kernel)].numpy()
+    np.testing.assert_array_equal(momentum[dead, :], 0.0)
+    np.testing.assert_array_equal(momentum[~dead, :], 0.5)
+
+
 def test_a_site_revive_cannot_reach_is_named_once_and_left_alone():
     # Conv -> BatchNormalization -> ReLU: no kernel feeds the ReLU directly.
     inputs = keras.Input((6, 6, 2))
@@ -421,10 +532,29 @@ def test_a_pre_activation_layer_that_feeds_another_branch_is_not_revived():
     np.testing.assert_array_equal(model.predict(X, verbose=0), predictions)
 
 
-def test_a_softmax_between_stops_the_walk_to_the_next_kernel():
-    model = half_dead_mlp([keras.layers.Activation("softmax", name="mixer")])
+def _doubled(x):
+    return 2.0 * x
+
+
+@pytest.mark.parametrize("activation", ["softmax", "sparsemax", _doubled])
+def test_an_activation_not_known_to_be_elementwise_stops_the_walk(activation):
+    """Softmax and sparsemax mix a sample's units; a function of the user's
+    may do anything: the outgoing weights are left alone, and the output
+    moves only as the revived units' new incoming weights make it (they
+    feed nothing at first only where the walk goes on)."""
+    model = half_dead_mlp([keras.layers.Activation(activation, name="mixer")])
     _, (_, _, detail) = revive(model)
     assert "next weighted layer unknown (mixer (Activation) mixes units)" in detail
+
+
+def test_an_elementwise_activation_between_keeps_the_output():
+    model = half_dead_mlp([keras.layers.Activation("sigmoid", name="squash")])
+    model.fit(X, Y, epochs=1, verbose=0)
+    predictions = model.predict(X, verbose=0)
+    _, (_, _, detail) = revive(model)
+    assert "outgoing weights in next zeroed" in detail
+    # sigmoid(0) = 0.5 fed the next layer; that constant moved into its bias.
+    np.testing.assert_allclose(model.predict(X, verbose=0), predictions, atol=1e-5)
 
 
 def test_batch_norm_over_positions_stops_the_walk_to_the_next_kernel():

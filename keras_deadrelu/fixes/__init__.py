@@ -49,6 +49,13 @@ def resolve_fixes(fix: Any) -> list[Fix]:
                 f"Argument `fix` must be None, a fix name ({known}), a fix object, "
                 f"or a list of them. Received: fix={fix!r}"
             )
+    kinds = [type(each) for each in fixes]
+    repeated = sorted({kind.__name__ for kind in kinds if kinds.count(kind) > 1})
+    if repeated:
+        raise ValueError(
+            "Argument `fix` lists a fix more than once (it would act twice per "
+            f"window): {', '.join(repeated)}. Received: fix={fix!r}"
+        )
     return fixes
 
 

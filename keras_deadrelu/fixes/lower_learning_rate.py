@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +13,7 @@ from keras_deadrelu._validation import check_number
 from keras_deadrelu.fixes.base import Fix
 from keras_deadrelu.fixes.scaled_schedule import ScaledSchedule
 from keras_deadrelu.sites import Site
+from keras_deadrelu.threshold_alerts import DeadNeuronWarning
 from keras_deadrelu.unit_statistics import SiteStatistics, WindowStatistics
 
 
@@ -84,6 +86,15 @@ class LowerLearningRate(Fix):
                 "fix='lower_lr' can lower a float learning rate or scale a "
                 "LearningRateSchedule, not a learning rate given as a plain "
                 f"callable. Received: learning_rate={rate!r}"
+            )
+        now = current_learning_rate(optimizer)
+        if np.float32(now) <= np.float32(self.min_lr):
+            warnings.warn(
+                f"fix='lower_lr' has min_lr={self.min_lr:g}, but the learning "
+                f"rate is {now:g} already: it cannot lower it (unless a schedule "
+                "raises it above min_lr later).",
+                DeadNeuronWarning,
+                stacklevel=2,
             )
 
     def apply(

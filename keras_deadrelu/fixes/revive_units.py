@@ -8,8 +8,12 @@ For each dead unit of a site:
    the unit fires again);
 2. its outgoing weights in the next weighted layer are set to zero, so the
    network's output does not change at the moment of revival;
-3. the optimizer's slots (Adam moments, momentum, ...) of exactly those
-   entries are reset to zero, so stale moments do not throw the fresh weights.
+3. the optimizer's slots (Adam moments, momentum, accumulators, ...) of
+   exactly those entries are reset to the values a fresh variable's slots
+   start at (zero for most; Adagrad's and Ftrl's accumulators start at
+   ``initial_accumulator_value``), so stale moments do not throw the fresh
+   weights. Under a ``MultiOptimizer`` the slots are those of the
+   sub-optimizer that updates the weights.
 
 The next weighted layers are found by following the model's graph, branch
 by branch, through layers that keep units in place (Dropout,
@@ -41,7 +45,10 @@ import numpy as np
 from keras_deadrelu._validation import check_number
 from keras_deadrelu.counters import NON_NEGATIVE_KINDS
 from keras_deadrelu.fixes.base import Fix
-from keras_deadrelu.fixes.lower_learning_rate import innermost_optimizer
+from keras_deadrelu.fixes.lower_learning_rate import (
+    current_learning_rate,
+    innermost_optimizer,
+)
 from keras_deadrelu.layer_graph import (
     OutgoingPath,
     feeds_only,
@@ -215,11 +222,33 @@ def _add_to_bias(consumer: Any, shift: np.ndarray, optimizer: Any) -> None:
         variable.assign((old + shift).astype("float32"))
 
 
-def _slots(optimizer: Any, variable: Any) -> list[Any]:
-    """The optimizer's slot variables for `variable` (moments, momentum,
-    accumulators), found by the optimizer's own index of the variable: every
-    list of per-variable slots the optimizer keeps, at that index."""
+#: The optimizer's list of moving averages of the weights (``use_ema=True``):
+#: not slots to reset, but copies of the weights that take the new values.
+_MOVING_AVERAGES = "_model_variables_moving_average"
+#: Lists of an optimizer that are not per-variable slots, whatever their length.
+_NOT_SLOTS = (_MOVING_AVERAGES, "_variables", "_trainable_variables")
+
+
+def _owning_optimizer(optimizer: Any, variable: Any) -> Any | None:
+    """The optimizer that updates `variable`: inside a LossScaleOptimizer (as
+    under mixed precision), and inside a ``MultiOptimizer`` the sub-optimizer
+    `variable` is assigned to (None if none is)."""
     optimizer = innermost_optimizer(optimizer)
+    inner = getattr(optimizer, "_inner_optimizers", None)
+    assigned = getattr(optimizer, "_var_to_optimizer_idx", None)
+    if inner is None or assigned is None:
+        return optimizer
+    index = assigned.get(optimizer._var_key(variable))
+    return None if index is None else _owning_optimizer(inner[index], variable)
+
+
+def _slots(optimizer: Any, variable: Any) -> list[tuple[str, Any]]:
+    """The optimizer's slot variables for `variable` (moments, momentum,
+    accumulators), with the name of the list each is kept in, found by the
+    optimizer's own index of the variable: every list of per-variable slots
+    the optimizer keeps, at that index. Slots of another shape than the
+    variable's (Adafactor's factored moments) are not among them."""
+    optimizer = _owning_optimizer(optimizer, variable)
     find_index = getattr(optimizer, "_get_variable_index", None)
     trainable = getattr(optimizer, "_trainable_variables", None)
     if find_index is None or not trainable:
@@ -230,8 +259,8 @@ def _slots(optimizer: Any, variable: Any) -> list[Any]:
         return []
     slots = []
     for name, value in vars(optimizer).items():
-        if "average" in name or not isinstance(value, list):
-            continue  # EMA copies of the weights are not slots to reset
+        if name in _NOT_SLOTS or not isinstance(value, list):
+            continue
         if len(value) != len(trainable) or index >= len(value):
             continue
         slot = value[index]
@@ -241,8 +270,39 @@ def _slots(optimizer: Any, variable: Any) -> list[Any]:
             and slot is not variable
             and hasattr(slot, "assign")
         ):
-            slots.append(slot)
+            slots.append((name, slot))
     return slots
+
+
+def _fresh_slot_values(optimizer: Any, variable: Any) -> dict[str, np.ndarray]:
+    """What each slot list of `variable`'s optimizer would hold for a fresh
+    variable of `variable`'s current value: the slots of a throwaway optimizer
+    of the same class and config, built on a copy of it. Not always zeros:
+    Adagrad's and Ftrl's accumulators start at ``initial_accumulator_value``
+    (an Ftrl accumulator of 0 divides 0 by 0), ScheduleFreeAdamW's ``z`` at
+    the weight itself. Empty when the optimizer cannot be rebuilt from its
+    config (then the slots are zeroed)."""
+    optimizer = _owning_optimizer(optimizer, variable)
+    try:
+        fresh = type(optimizer).from_config(optimizer.get_config())
+        copy = keras.Variable(
+            keras.ops.convert_to_numpy(variable.value), dtype=variable.dtype
+        )
+        fresh.build([copy])
+    except Exception:  # a custom optimizer: its slots are zeroed
+        return {}
+    values = {}
+    for name, value in vars(fresh).items():
+        if name in _NOT_SLOTS or not isinstance(value, list) or len(value) != 1:
+            continue
+        slot = value[0]
+        if (
+            slot is not None
+            and slot is not copy
+            and tuple(getattr(slot, "shape", ())) == tuple(variable.shape)
+        ):
+            values[name] = np.asarray(keras.ops.convert_to_numpy(slot))
+    return values
 
 
 def _set_entries(variable: Any, axis: int, units: np.ndarray, values: Any) -> None:
@@ -259,8 +319,8 @@ def _set_entries(variable: Any, axis: int, units: np.ndarray, values: Any) -> No
 def _moving_average(optimizer: Any, variable: Any) -> Any | None:
     """The optimizer's moving average of `variable` (``use_ema=True``), which
     ``fit`` writes over the weights when it ends."""
-    optimizer = innermost_optimizer(optimizer)
-    averages = getattr(optimizer, "_model_variables_moving_average", None)
+    optimizer = _owning_optimizer(optimizer, variable)
+    averages = getattr(optimizer, _MOVING_AVERAGES, None)
     find_index = getattr(optimizer, "_get_variable_index", None)
     if not averages or find_index is None:
         return None
@@ -283,19 +343,44 @@ def _set_weights(
     optimizer: Any, variable: Any, axis: int, units: np.ndarray, values: Any
 ) -> int:
     """Sets entries of `variable` (and of its moving average, if the optimizer
-    keeps one) and zeroes them in its optimizer slots; returns the number of
-    slots reset."""
+    keeps one) and resets them in its optimizer slots to what a fresh
+    variable's slots start at; returns the number of slots reset."""
     for target in _with_average(optimizer, variable):
         _set_entries(target, axis, units, values)
     return 0 if optimizer is None else _reset_slots(optimizer, variable, axis, units)
 
 
 def _reset_slots(optimizer: Any, variable: Any, axis: int, units: np.ndarray) -> int:
-    reset = 0
-    for slot in _slots(optimizer, variable):
-        _set_entries(slot, axis, units, 0.0)
-        reset += 1
-    return reset
+    slots = _slots(optimizer, variable)
+    fresh = _fresh_slot_values(optimizer, variable) if slots else {}
+    for name, slot in slots:
+        _set_entries(slot, axis, units, fresh.get(name, 0.0))
+    owner = _owning_optimizer(optimizer, variable)
+    if slots and isinstance(owner, keras.optimizers.Ftrl):
+        linear = _ftrl_linear(owner, variable)
+        _set_entries(dict(slots)["_linears"], axis, units, linear)
+    return len(slots)
+
+
+def _ftrl_linear(optimizer: Any, variable: Any) -> np.ndarray:
+    """The ``linear`` slot that makes Ftrl keep `variable`'s values.
+
+    Ftrl does not update its weights: it computes them from its slots, as
+    ``(clip(linear, -l1, l1) - linear) / quadratic``, so a fresh weight with a
+    fresh ``linear`` of 0 would become 0 at the next step. This is the
+    ``linear`` that gives back each weight as it is (with the accumulator as
+    it is now and the current learning rate).
+    """
+    weights = np.asarray(keras.ops.convert_to_numpy(variable.value), np.float64)
+    index = optimizer._get_variable_index(variable)
+    accumulator = np.asarray(
+        keras.ops.convert_to_numpy(optimizer._accumulators[index].value), np.float64
+    )
+    rate = current_learning_rate(optimizer)
+    l2 = optimizer.l2_regularization_strength + optimizer.beta / (2.0 * rate)
+    quadratic = accumulator ** (-optimizer.learning_rate_power) / rate + 2.0 * l2
+    l1 = optimizer.l1_regularization_strength
+    return -weights * quadratic - np.sign(weights) * l1
 
 
 def _reseeded(initializer: Any) -> Any:

@@ -11,7 +11,10 @@ from keras_deadrelu._validation import check_number
 
 @keras.saving.register_keras_serializable(package="keras_deadrelu")
 class ScaledSchedule(keras.optimizers.schedules.LearningRateSchedule):
-    """``scale * schedule(step)``, floored at `min_lr`.
+    """``scale * schedule(step)``, floored at `min_lr`, but never above
+    ``schedule(step)`` itself: where the schedule goes below `min_lr` (a decay
+    to 0, a warm-up from 0), the rate follows it, so a lowered rate is never
+    higher than the user's own.
 
     Args:
         schedule: the learning-rate schedule to scale.
@@ -22,6 +25,10 @@ class ScaledSchedule(keras.optimizers.schedules.LearningRateSchedule):
     >>> inner = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
     >>> round(float(ScaledSchedule(inner, scale=0.5)(0)), 6)
     0.05
+    >>> round(float(ScaledSchedule(inner, scale=0.5, min_lr=0.04)(0)), 6)
+    0.04
+    >>> round(float(ScaledSchedule(inner, scale=0.5, min_lr=0.04)(40)), 6)
+    0.00625
     """
 
     def __init__(
@@ -35,8 +42,9 @@ class ScaledSchedule(keras.optimizers.schedules.LearningRateSchedule):
         self.min_lr = check_number("min_lr", min_lr, minimum=0)
 
     def __call__(self, step: Any) -> Any:
-        value = self.schedule(step) * self.scale
-        return keras.ops.maximum(value, self.min_lr)
+        rate = self.schedule(step)
+        floor = keras.ops.minimum(rate, self.min_lr)
+        return keras.ops.maximum(rate * self.scale, floor)
 
     def get_config(self) -> dict[str, Any]:
         return {

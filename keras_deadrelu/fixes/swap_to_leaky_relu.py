@@ -10,7 +10,12 @@ import keras
 from keras_deadrelu._validation import check_number
 from keras_deadrelu.fixes.base import Fix
 from keras_deadrelu.fixes.leaky_relu_activation import LeakyReLUActivation
-from keras_deadrelu.sites import Site, layer_kind, walk_layers
+from keras_deadrelu.sites import (
+    Site,
+    is_library_activation,
+    layer_kind,
+    walk_layers,
+)
 from keras_deadrelu.threshold_alerts import DeadNeuronWarning
 from keras_deadrelu.unit_statistics import SiteStatistics
 
@@ -38,6 +43,19 @@ def unsaved_container(model: Any, site: Site) -> Any | None:
         (container for container in containers if _rebuilds_its_layers(container)),
         None,
     )
+
+
+def _users_activation(layer: Any) -> Any | None:
+    """The activation of a ReLU site's layer when it is a function of the
+    user's rather than a library's (None otherwise)."""
+    if layer_kind(layer) not in SWAPPABLE_KINDS:
+        return None
+    if isinstance(layer, keras.layers.ReLU):
+        return None  # the layer itself is swapped (its slope), not a function
+    activation = getattr(layer, "activation", None)
+    if activation is None or is_library_activation(activation):
+        return None
+    return activation
 
 
 def rebuild_compiled_functions(model: Any) -> None:
@@ -84,6 +102,17 @@ class SwapToLeakyReLU(Fix):
         # Site name -> slope, for every site this fix swapped.
         self._swapped: dict[str, float] = {}
         self._warned_not_saved = False
+
+    def sites_out_of_reach(self, sites: list[Site]) -> dict[str, str]:
+        """ReLU sites whose activation is a function of the user's (named
+        "relu"): swapping it would drop whatever else it does (a cap, a
+        shift), changing the live units' outputs too."""
+        return {
+            site.name: "its activation is a function of the user's, which the "
+            "swap would replace whole"
+            for site in sites
+            if _users_activation(site.layer) is not None
+        }
 
     def apply(
         self, model: Any, site: Site, statistics: SiteStatistics
@@ -155,6 +184,8 @@ class SwapToLeakyReLU(Fix):
         activation = getattr(layer, "activation", None)
         if activation is None or isinstance(activation, LeakyReLUActivation):
             return None
+        if _users_activation(layer) is not None:
+            return None  # (named once when fit starts)
         before = getattr(activation, "__name__", repr(activation))
         layer.activation = LeakyReLUActivation(slope)
         rebuild_compiled_functions(model)
