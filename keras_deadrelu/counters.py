@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -62,6 +63,7 @@ import tensorflow as tf
 from keras_deadrelu import native_unit_sums
 from keras_deadrelu._xla import compiled_by_xla
 from keras_deadrelu.sites import Site, layer_kind, outputs_its_activation
+from keras_deadrelu.threshold_alerts import DeadNeuronWarning
 from keras_deadrelu.unit_statistics import UnitCounters
 
 #: Site kinds whose outputs are never negative.
@@ -186,6 +188,10 @@ class CounterRecorder:
         #: seen when a step was traced (the output layer, which fixes never
         #: touch; subclassed models included).
         self.output_site_names: set[str] = set()
+        #: Sites left out at trace time: one layer called on units of
+        #: several shapes in a step (an activation layer reused after layers
+        #: of different widths, in a model without a graph to see it in).
+        self.mixed_site_names: set[str] = set()
         # Per thread: under MirroredStrategy each replica traces its step in
         # a thread of its own, interleaved with the others at every
         # cross-replica sync (the gradient all-reduce).
@@ -282,6 +288,8 @@ class CounterRecorder:
         output = tf.convert_to_tensor(outputs)
         values = tf.cast(output, tf.float32)
         reduce_axes, unit_shape = self._reduce_axes_and_unit_shape(site, values.shape)
+        if self._calls_differ(site, unit_shape):
+            return
         # Read the kind now (at trace time): a fix may have made it leaky.
         kind = layer_kind(site.layer) or site.kind
         if layer_input is None:
@@ -328,6 +336,32 @@ class CounterRecorder:
             counts = [tf.size(values)] + ([tf.size(sample)] if may_sample else [])
             entry.count = tf.cast(tf.stack(counts), tf.float32) / float(layout.units)
         self._pending.append(entry)
+
+    def _calls_differ(self, site: Site, unit_shape: tuple[int, ...]) -> bool:
+        """Whether `site` is left out: called in this step on units of
+        another shape than now (warned once, and its records dropped)."""
+        if site.name in self.mixed_site_names:
+            return True
+        shapes = {
+            entry.layout.unit_shape
+            for entry in self._pending
+            if entry.layout.name == site.name
+        }
+        if not shapes or shapes == {unit_shape}:
+            return False
+        self.mixed_site_names.add(site.name)
+        self._pending = [e for e in self._pending if e.layout.name != site.name]
+        shapes = ", ".join(str(shape) for shape in sorted(shapes | {unit_shape}))
+        warnings.warn(
+            f"Site {site.name!r} is left out: its layer is called in one step on "
+            f"units of different shapes ({shapes}), so its calls are different "
+            "neurons that one site cannot tell apart (an activation layer "
+            "reused after layers of different widths). Give each call its own "
+            "activation layer to measure them.",
+            DeadNeuronWarning,
+            stacklevel=2,
+        )
+        return True
 
     def finish_step(self) -> None:
         """Takes every site's per-unit sums of this step and adds them to the

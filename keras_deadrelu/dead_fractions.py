@@ -6,6 +6,7 @@ import warnings
 from typing import Any
 
 from keras_deadrelu._validation import check_choice
+from keras_deadrelu.layer_graph import without_shared_activation_sites
 from keras_deadrelu.measurement import SiteMeasurement
 from keras_deadrelu.probe import as_batches, check_batches_fit, first_batch
 from keras_deadrelu.sites import find_sites, select_sites
@@ -92,7 +93,7 @@ def probe_window(
         names=("data", "batch_size", "steps"),
         model_inputs=len(getattr(model, "inputs", None) or []) or None,
     )
-    sites = select_sites(find_sites(model), layers)
+    sites = without_shared_activation_sites(select_sites(find_sites(model), layers))
     if not sites:
         warnings.warn(
             "This model has no ReLU-family site; there is nothing to measure.",

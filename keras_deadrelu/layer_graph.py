@@ -11,6 +11,7 @@ keeps calls from the earlier graphs of a Sequential rebuilt by ``add`` or
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any
 
 import keras
@@ -21,6 +22,7 @@ from keras_deadrelu.sites import (
     inbound_nodes,
     outbound_nodes,
 )
+from keras_deadrelu.threshold_alerts import DeadNeuronWarning
 
 #: Layers between a unit and its next weighted layer that keep each unit in
 #: its own channel, so zeroing the next layer's weights still isolates it.
@@ -214,6 +216,56 @@ def first_call(layer: Any, graph: frozenset[Any] | None) -> Any:
     all, which may belong to another graph and take another shape)."""
     calls = inbound_nodes(layer, graph) or list(layer._inbound_nodes)
     return calls[0]
+
+
+def sites_of_shared_activation_layers(sites: list[Site]) -> dict[str, str]:
+    """Sites whose layer computes no pre-activation of its own (a ``ReLU``
+    or ``Activation`` layer, not a Dense or conv) and is called, in the
+    site's graph, on the outputs of different layers: one activation layer
+    object reused after several layers. Each call's units are other neurons,
+    which the counters (one set of units per site) cannot tell apart; maps
+    each such site's name to why. A layer called on outputs of one shared
+    layer (the same neurons on other inputs) is not among them.
+
+    >>> import keras
+    >>> relu = keras.layers.ReLU(name="relu")
+    >>> inputs = keras.Input((3,))
+    >>> first = relu(keras.layers.Dense(4, name="first")(inputs))
+    >>> second = relu(keras.layers.Dense(4, name="second")(first))
+    >>> site = Site("relu", relu, "relu", graph=None)
+    >>> sites_of_shared_activation_layers([site])
+    {'relu': 'one ReLU layer called after first, second'}
+    """
+    shared = {}
+    for site in sites:
+        if hasattr(site.layer, "kernel"):
+            continue  # a Dense/Conv called twice: the same neurons each time
+        producers = {}
+        for node in inbound_nodes(site.layer, site.graph):
+            for parent in node.parent_nodes:
+                producers[id(parent.operation)] = parent.operation.name
+        if len(producers) > 1:
+            names = ", ".join(sorted(producers.values()))
+            kind = type(site.layer).__name__
+            shared[site.name] = f"one {kind} layer called after {names}"
+    return shared
+
+
+def without_shared_activation_sites(sites: list[Site]) -> list[Site]:
+    """`sites` less those of :func:`sites_of_shared_activation_layers`, with
+    one warning that names them and says what to do."""
+    shared = sites_of_shared_activation_layers(sites)
+    if shared:
+        listed = "; ".join(f"{name} ({why})" for name, why in shared.items())
+        warnings.warn(
+            "These sites are left out, as their layer is reused after several "
+            "layers, whose units are different neurons that one site cannot "
+            f"tell apart: {listed}. Give each call its own activation layer (or "
+            "use the layer before's activation= argument) to measure them.",
+            DeadNeuronWarning,
+            stacklevel=3,
+        )
+    return [site for site in sites if site.name not in shared]
 
 
 def incoming_layer(site: Site) -> Any | None:

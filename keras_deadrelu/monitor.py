@@ -28,7 +28,10 @@ from keras_deadrelu.fixes.lower_learning_rate import (
     current_learning_rate,
     innermost_optimizer,
 )
-from keras_deadrelu.layer_graph import incoming_layer
+from keras_deadrelu.layer_graph import (
+    incoming_layer,
+    without_shared_activation_sites,
+)
 from keras_deadrelu.measurement import SiteMeasurement
 from keras_deadrelu.probe import as_batches, check_batches_fit, first_batch
 from keras_deadrelu.resume_state import (
@@ -286,6 +289,7 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._teardown()
         sites = select_sites(find_sites(self.model), self.layers)
+        sites = without_shared_activation_sites(sites)
         self.sites = sites
         if not sites:
             if self.layers is not None and not list(self.layers):
@@ -501,6 +505,8 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         model's call, out of the counters' reach, or not called in
         training."""
         seen = {site.name for site in window.sites}
+        if self._measurement is not None:  # left out with a warning of their own
+            seen |= self._measurement.recorder.mixed_site_names
         silent = [site.name for site in self.sites if site.name not in seen]
         if silent:
             warnings.warn(

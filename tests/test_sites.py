@@ -1,5 +1,7 @@
 """Finding sites: every ReLU-family activation, in model order, nested too."""
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -155,6 +157,81 @@ def test_shared_layer_counts_every_call():
     site = monitor.last_window["shared"]
     assert site.element_count == 80
     np.testing.assert_allclose(site.firing_rate, fired / 80)
+
+
+SHARED_X = np.random.default_rng(4).normal(size=(32, 4)).astype("float32")
+HALF_DEAD_8 = keras.initializers.Constant([-100.0] * 4 + [100.0] * 4)
+
+
+@pytest.mark.parametrize("second_width", [8, 16])
+def test_one_relu_layer_reused_after_two_dense_layers_is_left_out(second_width):
+    """Its calls' units are different neurons (the first layer's half dead,
+    the second's all alive): one site would merge them, and with widths that
+    differ, fail. The site is left out with a warning; the others count."""
+    relu = keras.layers.ReLU(name="relu")
+    inputs = keras.Input((4,))
+    first = keras.layers.Dense(8, name="first", bias_initializer=HALF_DEAD_8)
+    hidden = relu(first(inputs))
+    hidden = relu(keras.layers.Dense(second_width, name="second")(hidden))
+    hidden = keras.layers.Dense(8, activation="relu", name="third")(hidden)
+    model = keras.Model(inputs, keras.layers.Dense(1, name="head")(hidden))
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    monitor = kd.DeadNeuronMonitor(log_dir=None, verbose=0)
+    with pytest.warns(kd.DeadNeuronWarning, match=r"relu \(one ReLU layer called "):
+        history = model.fit(
+            SHARED_X, np.zeros((32, 1)), epochs=2, verbose=0, callbacks=[monitor]
+        )
+    assert [site.name for site in monitor.sites] == ["third"]
+    assert "dead_fraction/relu" not in history.history
+    assert len(history.history["dead_fraction/third"]) == 2
+    with pytest.warns(kd.DeadNeuronWarning, match="one ReLU layer called after"):
+        assert set(kd.dead_fractions(model, SHARED_X)) == {"third"}
+
+
+def test_one_relu_layer_after_one_shared_dense_layer_is_kept():
+    """Called on two outputs of ONE shared Dense layer: the same neurons on
+    two inputs, counted together like the shared layer's own calls."""
+    shared, relu = keras.layers.Dense(6, name="shared"), keras.layers.ReLU(name="relu")
+    first, second = keras.Input((4,)), keras.Input((4,))
+    merged = keras.layers.Concatenate()([relu(shared(first)), relu(shared(second))])
+    model = keras.Model([first, second], keras.layers.Dense(1)(merged))
+    fractions = kd.dead_fractions(model, [SHARED_X, SHARED_X + 3])
+    assert list(fractions) == ["relu"]
+    kernel, bias = shared.get_weights()
+    fired = np.maximum(SHARED_X @ kernel + bias, 0).max(0) + np.maximum(
+        (SHARED_X + 3) @ kernel + bias, 0
+    ).max(0)
+    assert fractions["relu"] == pytest.approx(np.mean(fired == 0))
+
+
+def test_a_subclassed_models_relu_reused_on_other_widths_is_left_out_at_trace():
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.narrow = keras.layers.Dense(8)
+            self.wide = keras.layers.Dense(16)
+            self.relu = keras.layers.ReLU()
+            self.last = keras.layers.Dense(8, activation="relu", name="last")
+            self.head = keras.layers.Dense(1)
+
+        def call(self, x):
+            return self.head(self.last(self.relu(self.wide(self.relu(self.narrow(x))))))
+
+    model = Net()
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    monitor = kd.DeadNeuronMonitor(log_dir=None, verbose=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = model.fit(
+            SHARED_X, np.zeros((32, 1)), epochs=2, verbose=0, callbacks=[monitor]
+        )
+    messages = [str(w.message) for w in caught if w.category is kd.DeadNeuronWarning]
+    left_out = [m for m in messages if "'re_lu' is left out" in m]
+    assert len(left_out) == 1 and "(8,), (16,)" in left_out[0]
+    assert not any("no output of these sites" in m for m in messages)
+    assert [key for key in history.history if key.startswith("dead_fraction/")] == [
+        "dead_fraction/last"
+    ]
 
 
 @pytest.mark.parametrize(
