@@ -12,6 +12,7 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
+import keras
 import numpy as np
 
 from keras_deadrelu.counters import CounterRecorder
@@ -71,7 +72,8 @@ class SiteMeasurement:
         self._incoming = {
             site.name: layer
             for site in self.sites
-            if (layer := incoming_layer(site)) is not None
+            if (layer := incoming_layer(site) or _depthwise_site_layer(site))
+            is not None
         }
         self._probe = None
         if probe_batches is not None:
@@ -119,12 +121,9 @@ class SiteMeasurement:
         layer = self._incoming.get(site.name)
         if layer is None:
             return None
-        axis = output_axis(layer)
-        kernel = host_array(layer.kernel)  # a LoRA layer's is a computed tensor
-        if kernel is None:
+        per_channel = _nonfinite_kernel_channels(layer)
+        if per_channel is None:
             return None
-        finite = np.moveaxis(np.isfinite(kernel), axis, -1)
-        per_channel = ~finite.reshape(-1, finite.shape[-1]).all(axis=0)
         bias = host_array(getattr(layer, "bias", None))
         if bias is not None:
             per_channel |= ~np.isfinite(bias)
@@ -170,3 +169,45 @@ class SiteMeasurement:
                 )
             )
         return WindowStatistics(tuple(statistics))
+
+
+_DEPTHWISE = (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)
+_SEPARABLE = (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)
+
+
+def _depthwise_site_layer(site: Site) -> Any | None:
+    """The site's own layer when it is a depthwise or separable conv with the
+    activation: its kernels compute the units, though not as one kernel's
+    output axis (which the revive fix and the diagnosis need)."""
+    return site.layer if isinstance(site.layer, _DEPTHWISE + _SEPARABLE) else None
+
+
+def _nonfinite_kernel_channels(layer: Any) -> np.ndarray | None:
+    """Per output channel of `layer`: whether a weight that computes it is
+    NaN or inf. A depthwise kernel (..., in, multiplier) makes channel
+    ``i * multiplier + m`` of input channel i; a separable conv's pointwise
+    kernel mixes every depthwise channel into each output, so a non-finite
+    depthwise weight reaches them all."""
+    if isinstance(layer, _DEPTHWISE + _SEPARABLE):
+        depthwise = host_array(
+            layer.kernel if isinstance(layer, _DEPTHWISE) else layer.depthwise_kernel
+        )
+        if depthwise is None:
+            return None
+        depthwise_bad = ~np.isfinite(
+            depthwise.reshape(-1, int(np.prod(depthwise.shape[-2:])))
+        )
+        per_depthwise_channel = depthwise_bad.any(axis=0)
+        if isinstance(layer, _DEPTHWISE):
+            return per_depthwise_channel
+        pointwise = host_array(layer.pointwise_kernel)
+        if pointwise is None:
+            return None
+        pointwise_bad = ~np.isfinite(pointwise.reshape(-1, pointwise.shape[-1]))
+        return pointwise_bad.any(axis=0) | per_depthwise_channel.any()
+    axis = output_axis(layer)
+    kernel = host_array(layer.kernel)  # a LoRA layer's is a computed tensor
+    if axis is None or kernel is None:
+        return None
+    finite = np.moveaxis(np.isfinite(kernel), axis, -1)
+    return ~finite.reshape(-1, finite.shape[-1]).all(axis=0)

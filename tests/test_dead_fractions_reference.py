@@ -262,6 +262,27 @@ def test_nan_units_are_reported_apart(jit_compile):
     assert monitor.last_window.nan_count == 1
 
 
+@pytest.mark.parametrize(
+    "layer",
+    [
+        keras.layers.DepthwiseConv2D(3, activation="relu", name="site"),
+        keras.layers.SeparableConv2D(4, 3, activation="relu", name="site"),
+    ],
+    ids=["depthwise", "separable"],
+)
+def test_a_nan_bias_in_a_depthwise_or_separable_conv_makes_a_nan_unit(layer):
+    """TensorFlow's fused conv + bias + ReLU turns relu(NaN) into 0; the
+    weights checked on the host name the unit NaN, never dead."""
+    model = keras.Sequential([keras.Input((6, 6, 3)), layer])
+    weights = [np.abs(w) + 0.1 for w in layer.get_weights()]
+    weights[-1][0] = np.nan  # the bias of output channel 0
+    layer.set_weights(weights)
+    x = np.abs(rng.normal(size=(8, 6, 6, 3))).astype("float32")
+    assert np.isnan(np.asarray(model(x))[..., 0]).all()  # eager: NaN
+    with pytest.warns(kd.DeadNeuronWarning, match=r"NaN or inf.*site \(1/"):
+        assert kd.dead_fractions(model, x) == {"site": 0.0}
+
+
 @pytest.mark.parametrize("separate_relu", [False, True])
 def test_a_nan_input_makes_nan_units_not_dead_units(separate_relu):
     # A feature missing (NaN) in every row: every pre-activation is NaN, which
