@@ -100,6 +100,12 @@ class _SiteLayout:
         return vectors * self.units + counts + (2 if self.has_input else 0)
 
 
+def _is_dense_tensor(value) -> bool:
+    """One dense tensor (or array): not a tuple or dict of them, nor a sparse
+    or ragged tensor."""
+    return isinstance(value, (tf.Tensor, tf.Variable, np.ndarray))
+
+
 def _identity(values: tf.Tensor) -> tf.Tensor:
     return values
 
@@ -188,10 +194,11 @@ class CounterRecorder:
         #: seen when a step was traced (the output layer, which fixes never
         #: touch; subclassed models included).
         self.output_site_names: set[str] = set()
-        #: Sites left out at trace time: one layer called on units of
-        #: several shapes in a step (an activation layer reused after layers
-        #: of different widths, in a model without a graph to see it in).
-        self.mixed_site_names: set[str] = set()
+        #: Sites left out at trace time, with a warning: a layer that returns
+        #: more than one tensor, or one called on units of several shapes in
+        #: a step (an activation layer reused after layers of different
+        #: widths, in a model without a graph to see it in).
+        self.left_out_site_names: set[str] = set()
         # Per thread: under MirroredStrategy each replica traces its step in
         # a thread of its own, interleaved with the others at every
         # cross-replica sync (the gradient all-reduce).
@@ -283,7 +290,14 @@ class CounterRecorder:
             self.record(site, outputs, layer_input)
             self.finish_step()
             return
-        if not self._in_step_graph():
+        if not self._in_step_graph() or site.name in self.left_out_site_names:
+            return
+        if not _is_dense_tensor(outputs):
+            self._leave_out(
+                site,
+                f"its layer returns {type(outputs).__name__}, not one dense "
+                "tensor of units",
+            )
             return
         output = tf.convert_to_tensor(outputs)
         values = tf.cast(output, tf.float32)
@@ -294,6 +308,8 @@ class CounterRecorder:
         kind = layer_kind(site.layer) or site.kind
         if layer_input is None:
             layer_input = self._local.inputs.pop(site.name, None)
+        if not _is_dense_tensor(layer_input):
+            layer_input = None  # sparse, ragged or several: no input figure
         # Several values per unit per sample: its positive count may be
         # sampled (in a slot of the layout), and is for some kinds.
         never_negative = kind in NON_NEGATIVE_KINDS and outputs_its_activation(
@@ -340,8 +356,6 @@ class CounterRecorder:
     def _calls_differ(self, site: Site, unit_shape: tuple[int, ...]) -> bool:
         """Whether `site` is left out: called in this step on units of
         another shape than now (warned once, and its records dropped)."""
-        if site.name in self.mixed_site_names:
-            return True
         shapes = {
             entry.layout.unit_shape
             for entry in self._pending
@@ -349,19 +363,23 @@ class CounterRecorder:
         }
         if not shapes or shapes == {unit_shape}:
             return False
-        self.mixed_site_names.add(site.name)
-        self._pending = [e for e in self._pending if e.layout.name != site.name]
         shapes = ", ".join(str(shape) for shape in sorted(shapes | {unit_shape}))
-        warnings.warn(
-            f"Site {site.name!r} is left out: its layer is called in one step on "
-            f"units of different shapes ({shapes}), so its calls are different "
-            "neurons that one site cannot tell apart (an activation layer "
-            "reused after layers of different widths). Give each call its own "
-            "activation layer to measure them.",
-            DeadNeuronWarning,
-            stacklevel=2,
+        self._leave_out(
+            site,
+            f"its layer is called in one step on units of different shapes "
+            f"({shapes}), so its calls are different neurons that one site "
+            "cannot tell apart (an activation layer reused after layers of "
+            "different widths; give each call its own activation layer)",
         )
         return True
+
+    def _leave_out(self, site: Site, why: str) -> None:
+        """Leaves `site` out of the counts from now on, with one warning."""
+        self.left_out_site_names.add(site.name)
+        self._pending = [e for e in self._pending if e.layout.name != site.name]
+        warnings.warn(
+            f"Site {site.name!r} is left out: {why}.", DeadNeuronWarning, stacklevel=3
+        )
 
     def finish_step(self) -> None:
         """Takes every site's per-unit sums of this step and adds them to the

@@ -506,7 +506,7 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         training."""
         seen = {site.name for site in window.sites}
         if self._measurement is not None:  # left out with a warning of their own
-            seen |= self._measurement.recorder.mixed_site_names
+            seen |= self._measurement.recorder.left_out_site_names
         silent = [site.name for site in self.sites if site.name not in seen]
         if silent:
             warnings.warn(

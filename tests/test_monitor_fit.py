@@ -514,3 +514,100 @@ def test_step_windows_on_data_of_unknown_length_under_steps_per_execution(tmp_pa
     steps = [step for step, _ in scalar_series(records, "dead_fraction/dying")]
     # Windows at 4 and 8; the 2 steps left at the epoch's end carry on.
     assert steps == [4, 8, 14, 18, 20]
+
+
+class _GraphConv(keras.layers.Layer):
+    """A custom site called on a list, [features, adjacency] (GCN-style)."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.activation = keras.activations.relu
+
+    def build(self, shapes):
+        self.kernel = self.add_weight(shape=(shapes[0][-1], self.units))
+        self.bias = self.add_weight(shape=(self.units,), initializer="zeros")
+
+    def call(self, inputs):
+        features, adjacency = inputs
+        mixed = keras.ops.matmul(adjacency, keras.ops.matmul(features, self.kernel))
+        return self.activation(mixed + self.bias)
+
+
+class _WithAuxiliary(keras.layers.Layer):
+    """A custom site that returns a tuple (its ReLU output, an auxiliary)."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = keras.activations.relu
+        self.inner = keras.layers.Dense(units)
+
+    def call(self, inputs):
+        pre = self.inner(inputs)
+        return self.activation(pre), keras.ops.mean(pre, axis=-1, keepdims=True)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_sites_fed_a_sparse_tensor_or_a_list_are_counted(jit_compile):
+    """The input of a site's layer feeds only the diagnosis; a sparse one, or
+    a list, is skipped there instead of breaking the step."""
+    sparse_inputs = keras.Input((6,), sparse=True)
+    sparse_model = keras.Model(
+        sparse_inputs,
+        keras.layers.Dense(1)(
+            keras.layers.Dense(4, activation="relu", name="h")(sparse_inputs)
+        ),
+    )
+    features, adjacency = keras.Input((5, 3)), keras.Input((5, 5))
+    hidden = _GraphConv(4, name="gc")([features, adjacency])
+    graph_model = keras.Model(
+        [features, adjacency],
+        keras.layers.Dense(1)(keras.layers.GlobalAveragePooling1D()(hidden)),
+    )
+    dense_x = (rng.random((32, 6)) > 0.7).astype("float32")
+    sparse_x = tf.data.Dataset.from_tensor_slices(
+        (tf.sparse.from_dense(dense_x), np.zeros((32, 1), "float32"))
+    ).batch(8)
+    graph_x = [
+        rng.normal(size=(32, 5, 3)).astype("float32"),
+        (rng.random((32, 5, 5)) > 0.5).astype("float32"),
+    ]
+    for model, data, name in (
+        # XLA has no kernels for sparse ops (a plain fit fails there too).
+        *([] if jit_compile else [(sparse_model, (sparse_x,), "h")]),
+        (graph_model, (graph_x, np.zeros((32, 1))), "gc"),
+    ):
+        model.compile(keras.optimizers.SGD(0.0), "mse", jit_compile=jit_compile)
+        monitor = kd.DeadNeuronMonitor(log_dir=None, verbose=0)
+        history = model.fit(*data, epochs=1, verbose=0, callbacks=[monitor])
+        assert monitor.last_window[name].element_count == 32 * (
+            5 if name == "gc" else 1
+        )
+        assert f"dead_fraction/{name}" in history.history
+    kernel, bias = sparse_model.get_layer("h").get_weights()
+    expected = np.mean((dense_x @ kernel + bias > 0).sum(axis=0) == 0)
+    assert kd.dead_fractions(sparse_model, sparse_x) == {"h": pytest.approx(expected)}
+
+
+def test_a_site_that_returns_a_tuple_is_left_out_with_one_warning():
+    inputs = keras.Input((5,))
+    hidden, auxiliary = _WithAuxiliary(4, name="block")(inputs)
+    hidden = keras.layers.Dense(3, activation="relu", name="after")(hidden)
+    model = keras.Model(
+        inputs, keras.layers.Dense(1)(keras.layers.Concatenate()([hidden, auxiliary]))
+    )
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    monitor = kd.DeadNeuronMonitor(log_dir=None, verbose=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = model.fit(
+            X, np.zeros((128, 1)), epochs=2, verbose=0, callbacks=[monitor]
+        )
+    messages = [str(w.message) for w in caught if w.category is kd.DeadNeuronWarning]
+    assert [m for m in messages if "left out" in m] == [
+        "Site 'block' is left out: its layer returns tuple, not one dense tensor "
+        "of units."
+    ]
+    assert not any("no output of these sites" in m for m in messages)
+    assert "dead_fraction/after" in history.history
+    assert "dead_fraction/block" not in history.history
