@@ -113,7 +113,10 @@ def as_batches(
         # As in Keras: one array per input for a model with several inputs
         # (tf.data would stack the list into one tensor), the samples of one
         # array for a model with one.
-        data = np.asarray(data) if model_inputs == 1 else tuple(data)
+        if model_inputs == 1 and len(data) == 1:
+            data = data[0]  # [x]: one array for the one input, as Keras reads it
+        else:
+            data = np.asarray(data) if model_inputs == 1 else tuple(data)
     elif isinstance(data, list) and not any(hasattr(x, "shape") for x in data):
         data = np.asarray(data)  # nested lists of numbers: one array
     try:
@@ -178,7 +181,11 @@ def check_batches_fit(model: Any, batch: Any, name: str = "probe_data") -> None:
     """Raises ValueError naming the argument `name` when `batch` (the first
     batch of probe data) cannot enter the model."""
     inputs = getattr(model, "inputs", None)
-    batch_leaves = [np.shape(leaf) for leaf in keras.tree.flatten(batch)]
+    leaves = keras.tree.flatten(batch)
+    names = [getattr(tensor, "name", None) for tensor in inputs or []]
+    if isinstance(batch, dict) and len(names) > 1 and set(names) == set(batch):
+        leaves = [batch[name] for name in names]  # matched by name, as in Keras
+    batch_leaves = [np.shape(leaf) for leaf in leaves]
     if inputs:
         expected = [tuple(tensor.shape) for tensor in inputs]
         if len(expected) != len(batch_leaves):

@@ -310,20 +310,22 @@ def test_a_nan_input_makes_nan_units_not_dead_units(separate_relu):
 
 
 @pytest.mark.parametrize("form", ["list", "dict"])
-def test_probe_data_for_a_two_input_model_as_a_list_or_a_dict(form):
-    inputs = [keras.Input((5,), name="a"), keras.Input((5,), name="b")]
+@pytest.mark.parametrize("names", [("a", "b"), ("zeta", "alpha")])
+def test_probe_data_for_a_two_input_model_as_a_list_or_a_dict(form, names):
+    """A dict is matched to the inputs by name, whatever their order."""
+    inputs = [keras.Input((5,), name=names[0]), keras.Input((4,), name=names[1])]
     branch_a = keras.layers.Dense(6, activation="relu", name="da")
     branch_b = keras.layers.Dense(6, activation="relu", name="db")
     merged = keras.layers.Concatenate()([branch_a(inputs[0]), branch_b(inputs[1])])
     model = keras.Model(inputs, keras.layers.Dense(1)(merged))
     model.compile(keras.optimizers.SGD(0.0), "mse")
     engineered_dense_weights(branch_a, dead_columns=[0, 1], shifted_columns=[2])
-    xa, xb = (rng.normal(size=(40, 5)).astype("float32") for _ in range(2))
+    xa, xb = (rng.normal(size=(40, size)).astype("float32") for size in (5, 4))
     expected = {
         "da": dead_units(relu(dense(xa, *branch_a.get_weights()))).mean(),
         "db": dead_units(relu(dense(xb, *branch_b.get_weights()))).mean(),
     }
-    probe = [xa, xb] if form == "list" else {"a": xa, "b": xb}
+    probe = [xa, xb] if form == "list" else {names[1]: xb, names[0]: xa}
     assert kd.dead_fractions(model, probe, batch_size=16) == pytest.approx(expected)
     monitor = kd.DeadNeuronMonitor(log_dir=None, probe_data=probe, verbose=0)
     model.fit([xa, xb], xa[:, :1], epochs=1, verbose=0, callbacks=[monitor])
@@ -345,3 +347,6 @@ def test_a_list_of_samples_is_one_inputs_data_for_a_one_input_model():
     assert monitor.last_window.dead_fractions() == pytest.approx(expected)
     with pytest.raises(ValueError, match=r"Argument `data` has batches of shape"):
         kd.dead_fractions(model, [x, x])
+    # A list holding the one input's array, as Keras's predict([x]) reads it.
+    assert kd.dead_fractions(model, [x]) == pytest.approx(expected)
+    assert kd.dead_fractions(model, ([x], np.zeros(30))) == pytest.approx(expected)
