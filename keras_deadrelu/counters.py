@@ -329,6 +329,10 @@ class CounterRecorder:
         entry = _PendingSite(layout, terms, output.ref())
         if layer_input is not None:
             entry.layer_input = tf.convert_to_tensor(layer_input)
+            if not self.sample_positive_counts:
+                # No step to keep light (a probe): the whole batch is one
+                # "first sample", so a NaN anywhere in the input shows.
+                entry.layer_input = tf.reshape(entry.layer_input, [1, -1])
         if reduce_axes in (list(range(values.shape.rank - 1)), [0]):
             # Units contiguous at the end: a (values, units) matrix, summed
             # over its rows at the end of the step; a Dense layer's beside

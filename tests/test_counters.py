@@ -497,11 +497,14 @@ def test_sites_with_batches_from_different_tensors_are_summed_apart(jit_compile)
         _assert_counters(counters["b"], [b])
 
 
+@pytest.mark.parametrize("streaming", [True, False], ids=["streaming", "probe"])
 @pytest.mark.parametrize("jit_compile", [False, True])
-def test_input_mean_square_from_the_first_sample_of_each_batch(jit_compile):
+def test_input_mean_square_from_the_first_sample_of_each_batch(jit_compile, streaming):
+    """Streaming reads the first sample of each batch's input; a probe (no
+    step to keep light) every sample."""
     dense = Site("dense", keras.layers.Dense(4, activation="relu"), "relu")
     other = Site("other", keras.layers.ReLU(), "relu")
-    recorder = CounterRecorder()
+    recorder = CounterRecorder(sample_positive_counts=streaming)
 
     @tf.function(jit_compile=jit_compile)
     def step(values, other_values, layer_input):
@@ -520,7 +523,8 @@ def test_input_mean_square_from_the_first_sample_of_each_batch(jit_compile):
             tf.constant(layer_input),
         )
     counters = recorder.read()
-    expected = np.mean([np.square(x[0]).mean() for x in inputs])
+    read = (lambda x: x[0]) if streaming else (lambda x: x)
+    expected = np.mean([np.square(read(x)).mean() for x in inputs])
     np.testing.assert_allclose(counters["dense"].input_mean_square, expected, rtol=1e-5)
     assert counters["other"].input_mean_square is None
 

@@ -309,6 +309,27 @@ def test_a_nan_input_makes_nan_units_not_dead_units(separate_relu):
     assert site.dead_count == 0 and monitor.last_window.nan_count == 3
 
 
+@pytest.mark.parametrize("separate_relu", [False, True])
+def test_a_probe_sees_a_nan_input_in_any_sample_not_only_the_first(separate_relu):
+    """The probe has no step to keep light: its input check reads every
+    sample, so one NaN in sample 5 of 8 makes NaN units, not dead ones."""
+    inputs = keras.Input((4,))
+    dead = keras.initializers.Constant(-100.0)
+    if separate_relu:
+        pre = keras.layers.Dense(3, name="pre", bias_initializer=dead)(inputs)
+        hidden = keras.layers.ReLU(name="hidden")(pre)
+    else:
+        hidden = keras.layers.Dense(
+            3, activation="relu", name="hidden", bias_initializer=dead
+        )(inputs)
+    model = keras.Model(inputs, hidden)
+    x = np.ones((8, 4), "float32")
+    assert kd.dead_fractions(model, x) == {"hidden": 1.0}  # dead, all clean
+    x[5, 1] = np.nan
+    with pytest.warns(kd.DeadNeuronWarning, match=r"NaN or inf.*hidden \(3/3\)"):
+        assert kd.dead_fractions(model, x, batch_size=8) == {"hidden": 0.0}
+
+
 @pytest.mark.parametrize("form", ["list", "dict"])
 @pytest.mark.parametrize("names", [("a", "b"), ("zeta", "alpha")])
 def test_probe_data_for_a_two_input_model_as_a_list_or_a_dict(form, names):
