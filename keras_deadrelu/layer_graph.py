@@ -409,6 +409,9 @@ def outgoing_paths(site: Site) -> tuple[list[OutgoingPath], str]:
                 name = type(consumer).__name__
                 return [], f"{consumer.name} ({name}) mixes units"
     if not paths:
+        if not inbound_nodes(site.layer, site.graph):
+            # A subclassed model's call is Python: Keras keeps no graph of it.
+            return [], "a subclassed model keeps no graph to find it in"
         return [], "no consumer"
     unreached = _unreached_call(paths, site)
     if unreached is not None:
