@@ -84,6 +84,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--logdir", default=os.path.join("runs", "cnn"))
     parser.add_argument("--quick", action="store_true", help="tiny setting (tests)")
     args = parser.parse_args(argv)
+    if args.epochs < 1:
+        parser.error(f"--epochs must be >= 1, got {args.epochs}")
     epochs = min(args.epochs, 2) if args.quick else args.epochs
 
     keras.utils.set_random_seed(0)

@@ -98,6 +98,8 @@ def main(argv: list[str] | None = None) -> None:
         "--quick", action="store_true", help="tiny setting (2 epochs, 400 samples)"
     )
     args = parser.parse_args(argv)
+    if args.epochs < 1:
+        parser.error(f"--epochs must be >= 1, got {args.epochs}")
     if args.quick:
         args.epochs, args.samples = min(args.epochs, 2), min(args.samples, 400)
 

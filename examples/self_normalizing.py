@@ -93,6 +93,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--logdir", default=os.path.join("runs", "selu"))
     parser.add_argument("--quick", action="store_true", help="tiny setting (tests)")
     args = parser.parse_args(argv)
+    if args.epochs < 1:
+        parser.error(f"--epochs must be >= 1, got {args.epochs}")
     epochs = 1 if args.quick else args.epochs
     depth = min(args.depth, 8) if args.quick else args.depth
 

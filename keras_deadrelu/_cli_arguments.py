@@ -33,3 +33,16 @@ def fraction_argument(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
     return value
+
+
+def format_threshold(threshold: float) -> str:
+    """The threshold as a percentage, with the decimals it needs (at least one).
+
+    >>> format_threshold(0.5), format_threshold(0.005), format_threshold(0.0125)
+    ('50.0%', '0.5%', '1.25%')
+    """
+    for decimals in range(1, 7):
+        text = f"{threshold:.{decimals}%}"
+        if abs(float(text[:-1]) / 100 - threshold) < 1e-12:
+            return text
+    return text

@@ -15,7 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from keras_deadrelu._cli_arguments import fraction_argument, positive_int_argument
+from keras_deadrelu._cli_arguments import (
+    format_threshold,
+    fraction_argument,
+    positive_int_argument,
+)
 from keras_deadrelu.unit_statistics import WindowStatistics
 
 DEFAULT_THRESHOLD = 0.5
@@ -234,7 +238,8 @@ def format_check(
         verdict = "no dead units."
     else:
         verdict = (
-            f"{crossed} of {len(fractions)} sites have >= {threshold:.0%} dead units."
+            f"{crossed} of {len(fractions)} sites have >= "
+            f"{format_threshold(threshold)} dead units."
         )
     if nan_units:
         verdict += (

@@ -61,7 +61,8 @@ def _run_demo(demo_argv: list[str]) -> int:
     from keras_deadrelu import demo
 
     parser = argparse.ArgumentParser(
-        prog=f"{PROG} demo", description=(demo.__doc__ or "").strip().split("\n")[0]
+        prog=f"{PROG} demo",
+        description=(demo.__doc__ or "").strip().split("\n")[0].replace("``", ""),
     )
     demo.add_arguments(parser)
     return int(demo.run(parser.parse_args(demo_argv)) or 0)
@@ -84,7 +85,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"unrecognized arguments: {' '.join(extra)}"
             )
     except SystemExit as exit_:
-        return exit_.code if isinstance(exit_.code, int) else 2
+        if isinstance(exit_.code, int):
+            return exit_.code
+        if exit_.code is not None:  # a message (the demo without scikit-learn)
+            print(f"{PROG}: error: {exit_.code}", file=sys.stderr)
+        return 2
     if args.command == "report":
         return report.run(args)
     return check_model.run(args)

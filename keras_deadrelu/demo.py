@@ -216,6 +216,18 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    try:
+        os.makedirs(args.logdir, exist_ok=True)
+        if not os.access(args.logdir, os.W_OK):
+            raise PermissionError("not writable")
+    except OSError as error:
+        reason = error.strerror or str(error)
+        print(
+            f"keras-deadrelu demo: error: --logdir {args.logdir!r} cannot hold "
+            f"the logs ({reason}).",
+            file=sys.stderr,
+        )
+        return 2
     epochs = 3 if args.quick else args.epochs
     data = load_digits()
     print(

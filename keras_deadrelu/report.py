@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from keras_deadrelu._cli_arguments import fraction_argument
+from keras_deadrelu._cli_arguments import format_threshold, fraction_argument
 from keras_deadrelu.tensorboard_plugin.reader import current, find_restarts
 
 DEFAULT_THRESHOLD = 0.5
@@ -143,6 +143,10 @@ class LogdirReport:
     #: Folders with ``dead_fraction/<site>`` tags but no model-wide
     #: ``dead_fraction`` tag (e.g. a custom loop's), which are not runs.
     site_only_folders: tuple[str, ...] = ()
+    #: Event files read up to a damaged or unfinished end (a run cut short,
+    #: or one still writing): their whole records are used, as TensorBoard
+    #: uses them.
+    partial_files: tuple[SkippedFile, ...] = ()
 
 
 # ------------------------------------------------------------------- reading
@@ -185,26 +189,30 @@ def _event_files(logdir: str) -> dict[str, list[str]]:
     return found
 
 
-def _read_event_file(path: str) -> tuple[list[Any], str | None]:
-    """Returns the events of one file, and why it was not read whole (or None).
+def _read_event_file(path: str) -> tuple[list[Any], str | None, bool]:
+    """Returns the events of one file's whole records, why it was not read
+    whole (or None), and whether that left events to use (a damaged or
+    unfinished end after whole records: a run cut short, or still writing).
 
     TensorBoard's record reader stops quietly at a corrupt or truncated
     record (it expects a writer to finish it later), so the bytes read are
-    compared with the file's size to tell a damaged file from a whole one.
+    compared with the file's size, taken after reading (a live run's file
+    grows meanwhile), to tell a file with such an end from a whole one.
     """
     from tensorboard import data_compat, dataclass_compat
     from tensorboard.backend.event_processing import event_file_loader
     from tensorboard.compat.proto import event_pb2
 
     try:
-        size = os.path.getsize(path)
         loader = event_file_loader.RawEventFileLoader(path)
         records = list(loader.Load())
+        size = os.path.getsize(path)
     except Exception as error:  # noqa: BLE001 - any reader failure skips the file
-        return [], f"cannot be read ({type(error).__name__}: {error})"
+        return [], f"cannot be read ({type(error).__name__}: {error})", False
     read_bytes = sum(len(record) + _RECORD_OVERHEAD_BYTES for record in records)
-    if read_bytes != size:
-        return [], (
+    problem = None
+    if read_bytes < size:
+        problem = (
             f"is corrupt or truncated: {len(records)} whole record(s) in the "
             f"first {read_bytes} of {size} bytes"
         )
@@ -215,8 +223,10 @@ def _read_event_file(path: str) -> tuple[list[Any], str | None]:
             event = data_compat.migrate_event(event_pb2.Event.FromString(record))
             events.extend(dataclass_compat.migrate_event(event, initial_metadata))
     except Exception as error:  # noqa: BLE001 - a bad proto skips the file
-        return [], f"holds a record that is not an event ({error})"
-    return events, None
+        return [], f"holds a record that is not an event ({error})", False
+    # A file of which not even the first record (the version event) is whole
+    # is not an event file at all.
+    return events, problem, bool(problem and records)
 
 
 def _collect(events: Iterable[Any], records: _RunRecords) -> None:
@@ -415,14 +425,16 @@ def read_logdir(
     logdir = os.fspath(logdir)
     runs = []
     skipped = []
+    partial = []
     site_only = []
     for folder, paths in _event_files(logdir).items():
         records = _RunRecords()
         for path in paths:
-            events, problem = _read_event_file(path)
+            events, problem, usable = _read_event_file(path)
             if problem is not None:
-                skipped.append(SkippedFile(path, problem))
-                continue
+                (partial if usable else skipped).append(SkippedFile(path, problem))
+                if not usable:
+                    continue
             _collect(events, records)
         if not records.scalars.get(MODEL_WIDE_TAG):
             if any(tag.startswith(SITE_TAG_PREFIX) for tag in records.scalars):
@@ -431,7 +443,9 @@ def read_logdir(
         name = os.path.relpath(folder, logdir)
         records = _current_records(records)
         runs.append(_summarise_run(name, folder, records, threshold))
-    return LogdirReport(logdir, tuple(runs), tuple(skipped), tuple(site_only))
+    return LogdirReport(
+        logdir, tuple(runs), tuple(skipped), tuple(site_only), tuple(partial)
+    )
 
 
 def read_runs(
@@ -457,19 +471,6 @@ def format_step(step: int | None, window: str) -> str:
 
 def _percent(fraction: float) -> str:
     return f"{fraction:.1%}"
-
-
-def format_threshold(threshold: float) -> str:
-    """The threshold as a percentage, with the decimals it needs (at least one).
-
-    >>> format_threshold(0.5), format_threshold(0.005), format_threshold(0.0125)
-    ('50.0%', '0.5%', '1.25%')
-    """
-    for decimals in range(1, 7):
-        text = f"{threshold:.{decimals}%}"
-        if abs(float(text[:-1]) / 100 - threshold) < 1e-12:
-            return text
-    return text
 
 
 def _window_text(run: RunSummary) -> str:
@@ -690,6 +691,12 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"keras-deadrelu report: warning: skipped {skipped.path}: "
             f"{skipped.reason}.",
+            file=sys.stderr,
+        )
+    for partial in report.partial_files:
+        print(
+            f"keras-deadrelu report: warning: {partial.path} {partial.reason}; "
+            "its whole records are used (a run cut short, or still writing).",
             file=sys.stderr,
         )
     if not report.runs:

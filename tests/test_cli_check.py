@@ -59,7 +59,11 @@ def test_check_prints_table_and_verdict(saved, capsys):
     assert main(["check", model_path, data_path, "--batch-size", "7"]) == 0
     output = capsys.readouterr().out
     assert _rows(output) == {"dead": "100.0%", "healthy": f"{expected_healthy:.1%}"}
-    assert "1 of 2 sites have >= 50% dead units." in output
+    assert "1 of 2 sites have >= 50.0% dead units." in output
+    # A threshold below a whole percent is printed as it is, not rounded.
+    assert expected_healthy >= 0.005
+    assert main(["check", model_path, data_path, "--threshold", "0.005"]) == 0
+    assert "2 of 2 sites have >= 0.5% dead units." in capsys.readouterr().out
 
 
 def test_check_layers_option(saved, capsys):
@@ -67,7 +71,7 @@ def test_check_layers_option(saved, capsys):
     assert main(["check", model_path, data_path, "--layers", "healthy"]) == 0
     output = capsys.readouterr().out
     assert _rows(output) == {"healthy": f"{expected_healthy:.1%}"}
-    assert "0 of 1 sites have >= 50% dead units." in output
+    assert "0 of 1 sites have >= 50.0% dead units." in output
     assert main(["check", model_path, data_path, "--layers", "nope"]) == 2
     assert "nope" in capsys.readouterr().err
 

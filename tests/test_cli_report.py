@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from dashboard.wsgi_app import PLUGIN_ROUTE, tensorboard_client
 from event_files import read_run, scalar_series
+from tensorboard.util import tensor_util
 
 import keras_deadrelu as kd
 from keras_deadrelu.command_line import main
@@ -198,7 +199,12 @@ def test_an_unknown_option_shows_the_subcommands_usage(capsys, command, argument
     assert "unrecognized arguments: --bogus" in err
 
 
-def test_corrupt_and_truncated_files_are_skipped(logs, tmp_path, capsys):
+def test_corrupt_files_are_skipped_and_truncated_ones_read_to_their_end(
+    logs, tmp_path, capsys
+):
+    """A file that is no event file is skipped; one cut short (a run killed,
+    or still writing) gives the windows of its whole records, as TensorBoard
+    reads it."""
     root, fits = logs
     logdir = tmp_path / "logs"
     shutil.copytree(root / "revived", logdir / "revived")
@@ -211,25 +217,41 @@ def test_corrupt_and_truncated_files_are_skipped(logs, tmp_path, capsys):
     truncated.write_bytes(content[: len(content) // 2])
 
     report = read_logdir(logdir)
-    assert [run.name.replace(os.sep, "/") for run in report.runs] == [
-        "revived/dead_neurons"
+    assert sorted(run.name.replace(os.sep, "/") for run in report.runs) == [
+        "broken/dead_neurons",
+        "revived/dead_neurons",
     ]
-    assert sorted(skipped.path for skipped in report.skipped_files) == sorted(
-        [str(garbage), str(truncated)]
-    )
+    assert [skipped.path for skipped in report.skipped_files] == [str(garbage)]
+    assert [partial.path for partial in report.partial_files] == [str(truncated)]
+    revived = next(run for run in report.runs if run.name.startswith("revived"))
     np.testing.assert_allclose(
-        report.runs[0].site("dying").dead_fractions,
+        revived.site("dying").dead_fractions,
         fits["revived/dead_neurons"][0]["dead_fraction/dying"],
         atol=1e-6,
     )
+    # The truncated copy: the first windows of the plain run, read back with
+    # TensorBoard's own accumulator from the same bytes.
+    from tensorboard.backend.event_processing import event_accumulator
+
+    accumulator = event_accumulator.EventAccumulator(
+        str(truncated), size_guidance={event_accumulator.TENSORS: 0}
+    )
+    accumulator.Reload()
+    expected = [
+        float(np.asarray(tensor_util.make_ndarray(event.tensor_proto)))
+        for event in accumulator.Tensors("dead_fraction")
+    ]
+    broken = next(run for run in report.runs if run.name.startswith("broken"))
+    assert 0 < len(expected) < len(fits["plain/dead_neurons"][0]["dead_fraction"])
+    np.testing.assert_allclose(broken.model_wide.dead_fractions, expected, atol=1e-6)
 
     assert main(["report", str(logdir)]) == 0
     captured = capsys.readouterr()
     assert "run: revived/dead_neurons" in captured.out
-    assert "broken" not in captured.out
+    assert "run: broken/dead_neurons" in captured.out
     assert f"skipped {garbage}" in captured.err
-    assert f"skipped {truncated}" in captured.err
-    assert "corrupt or truncated" in captured.err
+    assert f"{truncated} is corrupt or truncated" in captured.err
+    assert "its whole records are used" in captured.err
 
 
 def test_python_dash_m_runs_the_report(logs):

@@ -2,6 +2,7 @@
 
 import os
 import re
+import sys
 
 import pytest
 from event_files import read_run
@@ -39,3 +40,24 @@ def test_demo_rejects_a_bad_epoch_count(tmp_path, capsys, epochs):
     captured = capsys.readouterr()
     assert "keras-deadrelu demo: error: argument --epochs" in captured.err
     assert captured.out == "" and not os.listdir(tmp_path)
+
+
+def test_demo_names_a_logdir_that_cannot_hold_logs_before_any_work(tmp_path, capsys):
+    a_file = tmp_path / "file"
+    a_file.write_text("not a folder")
+    assert main(["demo", "--quick", "--logdir", str(a_file)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"keras-deadrelu demo: error: --logdir {str(a_file)!r}" in captured.err
+
+
+def test_demo_without_scikit_learn_says_what_to_install(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)  # import fails
+    assert main(["demo", "--quick", "--logdir", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert "pip install 'keras-deadrelu[demo]'" in captured.err
+
+
+def test_demo_help_is_plain_text(capsys):
+    assert main(["demo", "--help"]) == 0
+    assert "``" not in capsys.readouterr().out

@@ -145,3 +145,14 @@ def test_with_callbacks_writes_csv_and_tensorboard_runs(tmp_path):
     logged = [value for _, value in scalar_series(records, "dead_fraction")]
     assert len(logged) == len(column)
     assert all(abs(a - b) < 1e-6 for a, b in zip(logged, column, strict=True))
+
+
+def test_an_example_refuses_a_bad_epoch_count():
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "examples", "cnn.py"), "--epochs", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "--epochs must be >= 1, got 0" in result.stderr
