@@ -544,6 +544,7 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
             self._last_written_step = step
         learning_rate = self._learning_rate()
         self._snapshots.record_moves(self._incoming_layers, where)
+        messages = []
         for name in self._alerts.crossed(window.dead_fractions()):
             diagnosis = self._diagnose(window[name], where, learning_rate)
             message = (
@@ -551,10 +552,11 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
             )
             self.diagnoses.append((step, name, diagnosis))
             self._diagnosis_messages[name] = message
-            if sink is not None:
-                sink.write_text(step, "diagnosis", message)
+            messages.append(message)
             if self.verbose:
                 warnings.warn(message, DeadNeuronWarning, stacklevel=3)
+        if sink is not None:
+            sink.write_text(step, "diagnosis", messages)
         if self.verbose >= 2:
             parts = ", ".join(
                 f"{site.name} {site.dead_fraction:.0%}" for site in window.sites
@@ -567,13 +569,14 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
             self._save_state(step)
         if self.fixes:
             events_before = len(self.events)
-            self._apply_fixes(window, step, where, sink)
+            self._apply_fixes(window, step, where)
             for fix in self.fixes:
                 fix.observe(window)
             if len(self.events) > events_before:
                 # Re-read after the fixes, so a revival does not read as a jump.
                 self._snapshots.take(self._incoming_layers)
                 if sink is not None:
+                    sink.write_events(step, self.events[events_before:])
                     sink.write_fix_events(
                         step, self.events[events_before:], self._diagnosis_messages
                     )
@@ -742,11 +745,10 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         window: WindowStatistics,
         step: int,
         where: str,
-        sink: TensorBoardSink | None,
     ) -> None:
-        """Applies every fix, in order, to each site at or above the threshold;
-        `sink` (the window's, None when the step was written already) gets
-        each fix's event."""
+        """Applies every fix, in order, to each site at or above the threshold,
+        noting each action in `events` (written to TensorBoard by the caller,
+        one summary per window)."""
         sites_by_name = {site.name: site for site in self.sites}
         now = self._windows_seen
         for fix_index, fix in enumerate(self.fixes):
@@ -792,8 +794,6 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
                 )
                 self.events.append(event)
                 self._measurement.refresh()
-                if sink is not None:
-                    sink.write_event(event)
                 if self.verbose:
                     warnings.warn(message, DeadNeuronWarning, stacklevel=4)
                 if fix.model_wide:

@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from keras_deadrelu._cli_arguments import format_threshold, fraction_argument
+from keras_deadrelu.tensorboard_plugin.metadata import TEXT_SEPARATOR
 from keras_deadrelu.tensorboard_plugin.reader import current, find_restarts
 
 DEFAULT_THRESHOLD = 0.5
@@ -325,12 +326,21 @@ def _fix_actions(records: _RunRecords, site_names: list[str]) -> list[FixApplied
     for tag, series in records.scalars.items():
         if tag.startswith(FIX_TAG_PREFIX):
             for datum in series:
-                markers[(datum.step, tag[len(FIX_TAG_PREFIX) :])] += 1
+                # How many times the fix acted in the window (1 per action in
+                # files written one summary per action).
+                markers[(datum.step, tag[len(FIX_TAG_PREFIX) :])] += int(
+                    round(float(datum.value))
+                )
     fix_names = sorted({name for _, name in markers}, key=len, reverse=True)
     # Longest names first, so "outer/dense_1" is not read as "outer/dense".
     by_length = sorted(site_names, key=len, reverse=True)
     actions = []
-    for step, _, message in records.texts.get("fix_events", []):
+    messages = [
+        (step, message)
+        for step, _, text in records.texts.get("fix_events", [])
+        for message in text.split(TEXT_SEPARATOR)
+    ]
+    for step, message in messages:
         site = next((s for s in by_length if message.startswith(f"{s}: ")), None)
         if site is None and ": " in message:
             site = message.split(": ", 1)[0]
@@ -401,7 +411,11 @@ def _summarise_run(
         model_wide=model_wide,
         fixes=tuple(fixes),
         diagnoses=tuple(
-            sorted((step, text) for step, _, text in records.texts.get("diagnosis", []))
+            sorted(
+                (step, message)
+                for step, _, text in records.texts.get("diagnosis", [])
+                for message in text.split(TEXT_SEPARATOR)
+            )
         ),
     )
 

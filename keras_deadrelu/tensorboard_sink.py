@@ -55,6 +55,8 @@ from keras_deadrelu.tensorboard_plugin import metadata as dashboard
 from keras_deadrelu.tensorboard_plugin import summaries as dashboard_summaries
 from keras_deadrelu.unit_statistics import WindowStatistics
 
+TEXT_SEPARATOR = dashboard.TEXT_SEPARATOR
+
 DEFAULT_RUN_NAME = "dead_neurons"
 HISTOGRAM_BUCKETS = 20
 
@@ -255,17 +257,34 @@ class TensorBoardSink:
             summary.write()
         self._writer.flush()
 
-    def write_text(self, step: int, tag: str, text: str) -> None:
-        """Writes one line of text (for example a diagnosis) at `step`."""
+    def write_text(self, step: int, tag: str, texts: list[str]) -> None:
+        """Writes a window's lines of text (for example its diagnoses) at
+        `step`, as ONE summary: paragraphs separated by a blank line
+        (:data:`TEXT_SEPARATOR`). TensorBoard keeps one value per tag and
+        step (its fast loader drops the others), so several summaries at one
+        step would show only the last."""
+        if not texts:
+            return
         with self._get_writer().as_default(step=step), _always_record():
-            tf.summary.text(tag, text)
+            tf.summary.text(tag, TEXT_SEPARATOR.join(texts))
         self._writer.flush()
 
-    def write_event(self, event: FixEvent) -> None:
-        """Writes a fix's action: a text event and a scalar marker at its step."""
-        with self._get_writer().as_default(step=event.step), _always_record():
-            tf.summary.text("fix_events", event.message)
-            tf.summary.scalar(f"fix/{event.fix}", 1.0)
+    def write_events(self, step: int, events: list[FixEvent]) -> None:
+        """Writes a window's fix actions: their messages as one text summary
+        (``fix_events``) and, per fix, one scalar ``fix/<name>`` holding how
+        many times it acted (one value per tag and step, as TensorBoard keeps
+        them)."""
+        if not events:
+            return
+        counts: dict[str, int] = {}
+        for event in events:
+            counts[event.fix] = counts.get(event.fix, 0) + 1
+        with self._get_writer().as_default(step=step), _always_record():
+            tf.summary.text(
+                "fix_events", TEXT_SEPARATOR.join(event.message for event in events)
+            )
+            for fix, count in counts.items():
+                tf.summary.scalar(f"fix/{fix}", float(count))
         self._writer.flush()
 
     def write_fix_events(

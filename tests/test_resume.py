@@ -99,10 +99,18 @@ def test_swapped_layer_stays_leaky_and_numbering_goes_on(tmp_path, monitor_first
     assert [s for s, _, _ in records[metadata.SITES_TAG]] == list(range(6))
     fix_steps = [s for s, _, _ in records[metadata.FIX_EVENTS_TAG]]
     assert fix_steps == sorted({s for s, _ in swaps})
-    # Each swap once as a text event and a scalar marker, as without backup_dir.
-    assert [s for s, _, _ in records["fix_events"]] == [s for s, _ in swaps]
+    # Each window's swaps once, as one text event (a paragraph per swap) and
+    # one scalar marker holding their count, as without backup_dir.
+    swap_steps = sorted({s for s, _ in swaps})
+    texts = records["fix_events"]
+    assert [s for s, _, _ in texts] == swap_steps
+    assert [len(text.item().decode().split("\n\n")) for _, text, _ in texts] == [
+        sum(1 for s, _ in swaps if s == step) for step in swap_steps
+    ]
     markers = scalar_series(records, "fix/leaky_relu")
-    assert markers == [(s, 1.0) for s, _ in swaps]
+    assert markers == [
+        (step, float(sum(1 for s, _ in swaps if s == step))) for step in swap_steps
+    ]
     # BackupAndRestore removes its folder after a completed fit, state included.
     assert not os.path.exists(os.path.join(tmp_path, "backup"))
 

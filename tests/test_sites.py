@@ -210,7 +210,7 @@ def test_a_subclassed_models_relu_reused_on_other_widths_is_left_out_at_trace():
             super().__init__()
             self.narrow = keras.layers.Dense(8)
             self.wide = keras.layers.Dense(16)
-            self.relu = keras.layers.ReLU()
+            self.relu = keras.layers.ReLU(name="shared_relu")
             self.last = keras.layers.Dense(8, activation="relu", name="last")
             self.head = keras.layers.Dense(1)
 
@@ -226,7 +226,7 @@ def test_a_subclassed_models_relu_reused_on_other_widths_is_left_out_at_trace():
             SHARED_X, np.zeros((32, 1)), epochs=2, verbose=0, callbacks=[monitor]
         )
     messages = [str(w.message) for w in caught if w.category is kd.DeadNeuronWarning]
-    left_out = [m for m in messages if "'re_lu' is left out" in m]
+    left_out = [m for m in messages if "'shared_relu' is left out" in m]
     assert len(left_out) == 1 and "(8,), (16,)" in left_out[0]
     assert not any("no output of these sites" in m for m in messages)
     assert [key for key in history.history if key.startswith("dead_fraction/")] == [

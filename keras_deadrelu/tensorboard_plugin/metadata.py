@@ -102,3 +102,8 @@ def parse_plugin_content(content: bytes) -> dict:
             f"{SCHEMA_VERSION}; upgrade keras-deadrelu to read it"
         )
     return parsed
+
+
+#: Between the paragraphs of one text summary (several diagnoses, or fix
+#: actions, of one window): a blank line, a paragraph break in Markdown.
+TEXT_SEPARATOR = "\n\n"
