@@ -11,6 +11,8 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
+import keras
+import numpy as np
 from keras import ops
 
 from keras_deadrelu._validation import check_number
@@ -69,7 +71,16 @@ def elu(x: Any, alpha: Any = 1.0) -> Any:
         if alpha == 1.0:
             # Both branches have slope 1 at x = 0: the kernel alone is right.
             return ops.elu(x)
-    return _scaled_unit_elu(x, ops.cast(1, x.dtype), ops.cast(alpha, x.dtype))
+    return _scaled_unit_elu(x, ops.cast(1, x.dtype), _as_dtype(alpha, x.dtype))
+
+
+def _as_dtype(value: Any, dtype: Any) -> Any:
+    """`value` in `dtype`: a Python number through a NumPy scalar of that
+    dtype (a direct cast makes a float32 tensor first, so a float64 input
+    would compute with alpha rounded to float32)."""
+    if _is_python_number(value) and keras.backend.standardize_dtype(dtype) == "float64":
+        return ops.convert_to_tensor(np.float64(value), dtype="float64")
+    return ops.cast(value, dtype)
 
 
 def _scaled_unit_elu(x: Any, positive_scale: Any, negative_scale: Any) -> Any:

@@ -85,7 +85,20 @@ def _check_backup_dir(backup_dir: Any) -> str | None:
 
 
 def _prepare_run_dir(log_dir: str, run_dir: str) -> None:
-    """Creates the run folder and proves it is writable, or raises ValueError."""
+    """Creates the run folder and proves it is writable, or raises ValueError.
+    A URL (``gs://``, ``s3://``, ``hdfs://``, ...) goes through TensorFlow's
+    file system, as the summary writer does, not through the local one."""
+    if "://" in log_dir:
+        import tensorflow as tf
+
+        try:
+            tf.io.gfile.makedirs(run_dir)
+        except Exception as error:  # noqa: BLE001 - reported with the argument
+            raise ValueError(
+                f"Argument `log_dir` cannot be created ({error}). "
+                f"Received: log_dir={log_dir!r}"
+            ) from error
+        return
     if os.path.exists(log_dir) and not os.path.isdir(log_dir):
         raise ValueError(
             f"Argument `log_dir` must be a directory, but {log_dir!r} is a file. "
@@ -754,7 +767,10 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         for fix_index, fix in enumerate(self.fixes):
             for statistics in window.sites:
                 site = sites_by_name[statistics.name]
-                if statistics.dead_fraction < self.threshold:
+                if (
+                    statistics.dead_fraction < self.threshold
+                    or not statistics.dead_count
+                ):
                     continue
                 if site.name in self._measurement.recorder.output_site_names:
                     continue  # the model's output layer: never fixed

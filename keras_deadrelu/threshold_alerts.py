@@ -40,7 +40,8 @@ class ThresholdAlerts:
         """Returns the sites that crossed the threshold at this window."""
         crossed = []
         for name, fraction in dead_fractions.items():
-            if fraction >= self.threshold:
+            # A site with no dead unit never crosses (threshold=0: any unit).
+            if fraction >= self.threshold and fraction > 0:
                 if name not in self._above:
                     crossed.append(name)
                     self._above.add(name)

@@ -1,5 +1,8 @@
 """Bad input fails early, names the argument and the value, and loses nothing."""
 
+import os
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -226,3 +229,39 @@ def test_probe_accepts_datasets_tuples_and_generator_functions():
     ]
     for source in sources:
         assert kd.dead_fractions(built, **source) == pytest.approx(expected)
+
+
+def test_threshold_zero_flags_a_site_with_one_dead_unit_and_no_healthy_one():
+    """threshold=0 means "any dead unit": a site with none never crosses,
+    so no warning, no diagnosis and no fix touch it."""
+    healthy = model()
+    monitor = kd.DeadNeuronMonitor(
+        log_dir=None, threshold=0.0, fix="leaky_relu", verbose=1
+    )
+    hidden = healthy.get_layer("hidden")
+    kernel, bias = hidden.get_weights()
+    hidden.set_weights([kernel, np.full_like(bias, 10.0)])  # every unit fires
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        healthy.fit(X, Y, epochs=1, verbose=0, callbacks=[monitor])
+    assert monitor.last_window["hidden"].dead_count == 0
+    assert not [w for w in caught if w.category is kd.DeadNeuronWarning]
+    assert monitor.diagnoses == [] and monitor.events == []
+    assert hidden.activation.__name__ == "relu"
+
+    hidden.set_weights([kernel, np.where(np.arange(6) == 0, -1000.0, 10.0)])  # 1 dead
+    monitor = kd.DeadNeuronMonitor(log_dir=None, threshold=0.0, verbose=0)
+    healthy.compile(keras.optimizers.SGD(0.0), "mse")
+    healthy.fit(X, Y, epochs=1, verbose=0, callbacks=[monitor])
+    assert [name for _, name, _ in monitor.diagnoses] == ["hidden"]
+
+
+def test_a_url_log_dir_goes_through_tensorflows_file_system(tmp_path, monkeypatch):
+    """gs://, s3://, ... (here TensorFlow's in-memory ram://): created and
+    written there, with no local folder named after the URL."""
+    monkeypatch.chdir(tmp_path)
+    log_dir = "ram://keras_deadrelu_test_logs"
+    monitor = kd.DeadNeuronMonitor(log_dir=log_dir, verbose=0)
+    model().fit(X, Y, epochs=1, verbose=0, callbacks=[monitor])
+    assert tf.io.gfile.glob(f"{log_dir}/dead_neurons/events.out.tfevents.*")
+    assert os.listdir(tmp_path) == []

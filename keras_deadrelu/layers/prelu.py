@@ -6,6 +6,7 @@ import numbers
 from typing import Any
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_deadrelu._validation import check_number
@@ -48,7 +49,9 @@ def _check_initial_slope(initializer: Any) -> Any:
     """Turns a number into `Constant` and checks constant slopes are finite, >= 0."""
     if isinstance(initializer, numbers.Real) and not isinstance(initializer, bool):
         value = check_number("alpha_initializer", initializer, minimum=0)
-        return keras.initializers.Constant(value)
+        # A NumPy float64 (a float, for the config): a Python float would be
+        # made a float32 tensor first, and a float64 slope would start rounded.
+        return keras.initializers.Constant(np.float64(value))
     initializer = keras.initializers.get(initializer)
     if isinstance(initializer, keras.initializers.Constant):
         value = initializer.get_config().get("value")

@@ -25,8 +25,9 @@ class SELU(keras.layers.Layer):
     `scale = SELU_SCALE = 1.0507009873554804934193349852946`
     (`keras_deadrelu.activations`).
 
-    The gradient at `x = 0` is `scale * alpha` (the `x <= 0` branch; Keras's
-    fused `selu` gives `scale` there), and is finite for every finite input.
+    It runs Keras's fused SELU kernel; at exactly `x = 0` the gradient is the
+    kernel's (`scale` without XLA, `scale * alpha` with it on TensorFlow), and
+    it is finite for every finite input.
     Integer and bool inputs are cast to the layer's compute dtype.
 
     SELU only self-normalizes when the layer before it is initialized for it:

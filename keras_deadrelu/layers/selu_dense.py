@@ -66,7 +66,11 @@ class SELUDense(keras.layers.Dense):
                 f"may only be 'selu'. Received: activation={activation!r}"
             )
         super().__init__(
-            units, activation="selu", kernel_initializer=kernel_initializer, **kwargs
+            units,
+            activation="selu",
+            # None means the default here, as it does for Dense (Glorot there).
+            kernel_initializer=kernel_initializer or "lecun_normal",
+            **kwargs,
         )
 
     def get_config(self) -> dict[str, Any]:

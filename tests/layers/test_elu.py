@@ -115,3 +115,13 @@ def test_integer_inputs_under_mixed_bfloat16():
     np.testing.assert_allclose(
         np.asarray(tf.cast(y, "float32")), np_elu(np.array([-1, 0, 3]), 2.0), rtol=1e-2
     )
+
+
+@pytest.mark.parametrize("alpha", [0.1, 0.3])
+def test_a_float64_layer_computes_with_alpha_in_float64(alpha):
+    """0.1 is not a float32 number: a float64 ELU must not round it."""
+    x = np.array([-3.0, -1.0, -1e-3, 0.0, 2.0])
+    y, dx, _ = outputs_and_gradients(ELU(alpha=alpha, dtype="float64"), x)
+    # (float32's alpha would be off by ~1e-8, relative)
+    np.testing.assert_allclose(np.asarray(y), np_elu(x, alpha), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(dx), np_elu_grad(x, alpha), rtol=1e-12)

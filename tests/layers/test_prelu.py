@@ -138,3 +138,12 @@ def test_slopes_follow_the_variable_dtype_like_keras():
     # 1/3 held in float64: agrees with NumPy far below float32's precision.
     np.testing.assert_allclose(y, _np_prelu(x, 1 / 3), rtol=1e-15)
     np.testing.assert_allclose(dalpha, [-3.0, -1e-3, 0.0], rtol=1e-15)
+
+
+def test_a_float64_layer_starts_at_the_exact_slope():
+    layer = PReLU(alpha_initializer=0.1, dtype="float64")
+    layer.build((None, 3))
+    assert np.asarray(layer.alpha).tolist() == [0.1, 0.1, 0.1]
+    x = np.array([[-3.0, -1.0, 2.0]])
+    np.testing.assert_allclose(np.asarray(layer(x)), [[-0.3, -0.1, 2.0]], rtol=1e-15)
+    assert_config_round_trip(layer)

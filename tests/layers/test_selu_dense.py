@@ -13,6 +13,9 @@ def test_defaults():
     assert config["activation"] == "selu"
     restored = SELUDense.from_config(config)
     assert restored.get_config() == config
+    # None means the default, as for Dense: lecun_normal here.
+    explicit_none = SELUDense(3, kernel_initializer=None).get_config()
+    assert explicit_none["kernel_initializer"]["class_name"] == "LecunNormal"
 
 
 def test_outputs_and_gradients_against_numpy():
