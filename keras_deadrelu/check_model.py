@@ -198,7 +198,7 @@ def format_check(
     hidden  100.0%
     out      25.0%
     <BLANKLINE>
-    1 of 2 sites have >= 50% dead units.
+    1 of 2 sites have >= 50.0% dead units.
     >>> print(format_check({"hidden": 0.0}, nan_units={"hidden": 4}))
     site    dead  NaN units
     ------  ----  ---------

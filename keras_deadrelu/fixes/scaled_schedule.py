@@ -25,9 +25,9 @@ class ScaledSchedule(keras.optimizers.schedules.LearningRateSchedule):
     >>> inner = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
     >>> round(float(ScaledSchedule(inner, scale=0.5)(0)), 6)
     0.05
-    >>> round(float(ScaledSchedule(inner, scale=0.5, min_lr=0.04)(0)), 6)
-    0.04
-    >>> round(float(ScaledSchedule(inner, scale=0.5, min_lr=0.04)(40)), 6)
+    >>> round(float(ScaledSchedule(inner, scale=0.5, min_lr=0.06)(0)), 6)
+    0.06
+    >>> round(float(ScaledSchedule(inner, scale=0.5, min_lr=0.06)(40)), 6)
     0.00625
     """
 
