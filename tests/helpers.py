@@ -6,6 +6,8 @@ package's code.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import tensorflow as tf
 
@@ -97,3 +99,13 @@ def all_layers_model(width: int = 8):
     x = kd.layers.LeakyReLU(0.1)(x)
     outputs = keras.layers.Dense(1)(x)
     return keras.Model(inputs, outputs)
+
+
+def fit_collecting_warnings(model, x, y, monitor, epochs=2):
+    """Fits with `monitor`; returns the History and the messages of every
+    ``DeadNeuronWarning`` raised (each one, not once per place)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = model.fit(x, y, epochs=epochs, verbose=0, callbacks=[monitor])
+    messages = [str(w.message) for w in caught if w.category is kd.DeadNeuronWarning]
+    return history, messages

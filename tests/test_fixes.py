@@ -64,6 +64,20 @@ def bias_killed_model(optimizer=None, hidden_layer="dense"):
     return model
 
 
+def dead_hidden_model(activation):
+    """hidden: Dense(16, `activation`) with biases at -5 (born dead) -> head."""
+    inputs = keras.Input((8,))
+    hidden = keras.layers.Dense(
+        16,
+        activation=activation,
+        name="hidden",
+        bias_initializer=keras.initializers.Constant(-5.0),
+    )(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(1, name="head")(hidden))
+    model.compile("adam", "mse")
+    return model
+
+
 def test_swap_to_leaky_relu_fires_loses_nothing_and_unfreezes(tmp_path):
     model = bias_killed_model(keras.optimizers.Adam(0.05))
     monitor = kd.DeadNeuronMonitor(log_dir=str(tmp_path), fix="leaky_relu", verbose=0)
@@ -342,15 +356,7 @@ def test_swap_leaves_a_users_own_relu_function_alone_and_says_so():
     def relu(x):
         return keras.ops.minimum(keras.activations.relu(x), 1.0)
 
-    inputs = keras.Input((8,))
-    hidden = keras.layers.Dense(
-        16,
-        activation=relu,
-        name="hidden",
-        bias_initializer=keras.initializers.Constant(-5.0),
-    )(inputs)
-    model = keras.Model(inputs, keras.layers.Dense(1, name="head")(hidden))
-    model.compile("adam", "mse")
+    model = dead_hidden_model(relu)
     site = next(s for s in kd.find_sites(model) if s.name == "hidden")
     fix = SwapToLeakyReLU()
     assert "function of the user's" in fix.sites_out_of_reach([site])["hidden"]
@@ -523,15 +529,7 @@ def test_lower_lr_rejects_a_callable_learning_rate_before_training():
 
 @pytest.mark.parametrize("activation", ["leaky_relu", "relu6"])
 def test_swap_leaves_leaky_and_relu6_sites_alone(activation):
-    inputs = keras.Input((8,))
-    hidden = keras.layers.Dense(
-        16,
-        activation=activation,
-        name="hidden",
-        bias_initializer=keras.initializers.Constant(-5.0),
-    )(inputs)
-    model = keras.Model(inputs, keras.layers.Dense(1)(hidden))
-    model.compile("adam", "mse")
+    model = dead_hidden_model(activation)
     site = next(s for s in kd.find_sites(model) if s.name == "hidden")
     statistics = window_statistics(model, X)["hidden"]
     assert SwapToLeakyReLU().apply(model, site, statistics) is None

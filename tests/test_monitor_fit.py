@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from event_files import read_run, scalar_series
+from helpers import fit_collecting_warnings
 from tensorboard.plugins.custom_scalar import layout_pb2
 
 import keras_deadrelu as kd
@@ -598,12 +599,7 @@ def test_a_site_that_returns_a_tuple_is_left_out_with_one_warning():
     )
     model.compile(keras.optimizers.SGD(0.0), "mse")
     monitor = kd.DeadNeuronMonitor(log_dir=None, verbose=0)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        history = model.fit(
-            X, np.zeros((128, 1)), epochs=2, verbose=0, callbacks=[monitor]
-        )
-    messages = [str(w.message) for w in caught if w.category is kd.DeadNeuronWarning]
+    history, messages = fit_collecting_warnings(model, X, np.zeros((128, 1)), monitor)
     assert [m for m in messages if "left out" in m] == [
         "Site 'block' is left out: its layer returns tuple, not one dense tensor "
         "of units."

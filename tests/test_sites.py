@@ -1,10 +1,9 @@
 """Finding sites: every ReLU-family activation, in model order, nested too."""
 
-import warnings
-
 import keras
 import numpy as np
 import pytest
+from helpers import fit_collecting_warnings
 
 import keras_deadrelu as kd
 from keras_deadrelu.sites import activation_kind, site_output_shapes
@@ -220,12 +219,9 @@ def test_a_subclassed_models_relu_reused_on_other_widths_is_left_out_at_trace():
     model = Net()
     model.compile(keras.optimizers.SGD(0.0), "mse")
     monitor = kd.DeadNeuronMonitor(log_dir=None, verbose=0)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        history = model.fit(
-            SHARED_X, np.zeros((32, 1)), epochs=2, verbose=0, callbacks=[monitor]
-        )
-    messages = [str(w.message) for w in caught if w.category is kd.DeadNeuronWarning]
+    history, messages = fit_collecting_warnings(
+        model, SHARED_X, np.zeros((32, 1)), monitor
+    )
     left_out = [m for m in messages if "'shared_relu' is left out" in m]
     assert len(left_out) == 1 and "(8,), (16,)" in left_out[0]
     assert not any("no output of these sites" in m for m in messages)
