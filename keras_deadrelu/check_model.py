@@ -233,7 +233,10 @@ def format_check(
         )
         for row in rows
     ]
-    crossed = sum(fraction >= threshold for fraction in fractions.values())
+    # A site with no dead unit never crosses (threshold 0: any dead unit).
+    crossed = sum(
+        fraction >= threshold and fraction > 0 for fraction in fractions.values()
+    )
     if not any(fraction > 0 for fraction in fractions.values()):
         verdict = "no dead units."
     else:

@@ -20,6 +20,7 @@ from keras_deadrelu.sites import (
     DROPOUT_AND_NOISE,
     Site,
     inbound_nodes,
+    is_library_activation,
     outbound_nodes,
 )
 from keras_deadrelu.threshold_alerts import DeadNeuronWarning
@@ -48,9 +49,10 @@ _CHANNEL_PRESERVING = (
     keras.layers.GlobalMaxPooling3D,
 )
 
-#: Keras's activations that act on each value alone. Any other (softmax,
+#: The names of Keras's activations that act on each value alone (TensorFlow's
+#: and this package's of the same names do too). Any other (softmax,
 #: log_softmax and sparsemax mix a sample's channels; glu halves them; a
-#: custom function may do anything) ends the walk to the next kernel.
+#: function of the user's may do anything) ends the walk to the next kernel.
 _ELEMENTWISE_ACTIVATIONS = frozenset(
     [
         "celu",
@@ -169,11 +171,11 @@ def _keeps_channels(layer: Any, axis: int, rank: int) -> bool:
     """Whether `layer`, met after a site, keeps each of its channels apart:
     the units on `axis` of its rank-`rank` input."""
     if isinstance(layer, keras.layers.Activation):
+        # Keras's, TensorFlow's (tf.nn.relu), this package's (a swapped
+        # LeakyReLUActivation): a library's, by an elementwise name.
         activation = layer.activation
         name = getattr(activation, "__name__", "")
-        return name in _ELEMENTWISE_ACTIVATIONS and activation is getattr(
-            keras.activations, name, None
-        )
+        return name in _ELEMENTWISE_ACTIVATIONS and is_library_activation(activation)
     if isinstance(layer, keras.layers.BatchNormalization):
         axes = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
         return [each % rank for each in axes] == [axis % rank]
@@ -243,12 +245,25 @@ def sites_of_shared_activation_layers(sites: list[Site]) -> dict[str, str]:
         producers = {}
         for node in inbound_nodes(site.layer, site.graph):
             for parent in node.parent_nodes:
-                producers[id(parent.operation)] = parent.operation.name
+                source = _source_of_units(parent)
+                producers[id(source)] = source.name
         if len(producers) > 1:
             names = ", ".join(sorted(producers.values()))
             kind = type(site.layer).__name__
             shared[site.name] = f"one {kind} layer called after {names}"
     return shared
+
+
+def _source_of_units(node: Any) -> Any:
+    """The layer whose call `node` is, or, through Dropout and noise layers
+    (each value its own input's), the one that feeds them: two Dropouts
+    after one shared layer carry the same neurons."""
+    for _ in range(16):
+        operation = node.operation
+        if not isinstance(operation, DROPOUT_AND_NOISE) or len(node.parent_nodes) != 1:
+            return operation
+        node = node.parent_nodes[0]
+    return node.operation
 
 
 def without_shared_activation_sites(sites: list[Site]) -> list[Site]:

@@ -304,8 +304,13 @@ def _series_summary(
     peak = max(fractions)
     # TensorBoard stores float32: 7/10 reads back as 0.69999999. The monitor
     # compared the exact fraction, so compare with float32's tolerance.
+    # A site with no dead unit never crosses (threshold 0: any dead unit).
     crossing = next(
-        (step for step, value in series if value >= threshold - FLOAT32_TOLERANCE),
+        (
+            step
+            for step, value in series
+            if value >= threshold - FLOAT32_TOLERANCE and value > 0
+        ),
         None,
     )
     return SiteSummary(

@@ -164,7 +164,14 @@ def is_library_activation(activation: Any) -> bool:
     False
     """
     return _module_of(activation).startswith(
-        ("keras.", "keras_deadrelu.fixes.", "tensorflow.", "jax.", "torch.")
+        (
+            "keras.",
+            "keras_deadrelu.fixes.",
+            "keras_deadrelu.activations",
+            "tensorflow.",
+            "jax.",
+            "torch.",
+        )
     )
 
 

@@ -18,9 +18,9 @@ tag                             kind        value
 ``selu_std/<site>``             scalar      SELU sites: activation std
 ``firing_rate_map``             image       one row per site, firing-rate bins
 ``learning_rate``               scalar      the optimizer's learning rate
-``diagnosis``                   text        likely cause, at a threshold crossing
-``fix_events``                  text        one line per action of a fix
-``fix/<fix name>``              scalar      1.0 at the step where a fix acted
+``diagnosis``                   text        the window's crossings, likely causes
+``fix_events``                  text        the window's fix actions (paragraphs)
+``fix/<fix name>``              scalar      actions of that fix in the window
 ``dead_neurons/...``            tensor      for the Dead Neurons dashboard (see
                                             :mod:`.tensorboard_plugin.metadata`)
 ==============================  ==========  =====================================

@@ -203,3 +203,10 @@ def test_bad_batch_size(saved, capsys, batch_size):
     model_path, data_path, _, _ = saved
     assert main(["check", model_path, data_path, "--batch-size", batch_size]) == 2
     assert "--batch-size" in _error(capsys)
+
+
+def test_threshold_zero_counts_only_sites_with_a_dead_unit():
+    from keras_deadrelu.check_model import format_check
+
+    text = format_check({"alive": 0.0, "dying": 0.25}, threshold=0.0)
+    assert "1 of 2 sites have >= 0.0% dead units." in text

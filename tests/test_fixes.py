@@ -339,6 +339,20 @@ def test_a_fix_listed_twice_is_refused_in_the_constructor(fix, repeated):
         kd.DeadNeuronMonitor(log_dir=None, fix=fix)
 
 
+def test_two_fixes_of_ones_own_class_with_other_settings_are_accepted():
+    class ClipLearningRate(kd.fixes.Fix):
+        name = "clip_lr"
+
+        def __init__(self, ceiling):
+            super().__init__()
+            self.ceiling = ceiling
+
+    monitor = kd.DeadNeuronMonitor(
+        log_dir=None, fix=[ClipLearningRate(0.1), ClipLearningRate(0.01)]
+    )
+    assert [fix.ceiling for fix in monitor.fixes] == [0.1, 0.01]
+
+
 def test_lower_lr_warns_before_training_when_min_lr_is_the_rate_already():
     model = bias_killed_model(keras.optimizers.SGD(0.001))
     monitor = kd.DeadNeuronMonitor(

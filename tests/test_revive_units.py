@@ -3,10 +3,11 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from dying_models import ShiftedReLU
 
 import keras_deadrelu as kd
-from keras_deadrelu.fixes import ReviveUnits
+from keras_deadrelu.fixes import LeakyReLUActivation, ReviveUnits
 from keras_deadrelu.measurement import SiteMeasurement
 from keras_deadrelu.probe import as_batches
 
@@ -547,14 +548,43 @@ def test_an_activation_not_known_to_be_elementwise_stops_the_walk(activation):
     assert "next weighted layer unknown (mixer (Activation) mixes units)" in detail
 
 
-def test_an_elementwise_activation_between_keeps_the_output():
-    model = half_dead_mlp([keras.layers.Activation("sigmoid", name="squash")])
+@pytest.mark.parametrize(
+    "activation",
+    ["sigmoid", tf.nn.sigmoid, LeakyReLUActivation(0.1)],
+    ids=["keras", "tensorflow", "swapped_leaky"],
+)
+def test_an_elementwise_activation_between_keeps_the_output(activation):
+    model = half_dead_mlp([keras.layers.Activation(activation, name="squash")])
     model.fit(X, Y, epochs=1, verbose=0)
     predictions = model.predict(X, verbose=0)
     _, (_, _, detail) = revive(model)
     assert "outgoing weights in next zeroed" in detail
     # sigmoid(0) = 0.5 fed the next layer; that constant moved into its bias.
     np.testing.assert_allclose(model.predict(X, verbose=0), predictions, atol=1e-5)
+
+
+def test_under_ftrl_the_revival_and_the_bias_shift_survive_a_step():
+    """Ftrl computes its weights from its slots at every step: the revived
+    weights and the next layer's shifted bias must be what its slots give,
+    or a step without any gradient would change the output."""
+    model = half_dead_mlp(
+        [keras.layers.Activation("sigmoid", name="squash")],
+        optimizer=keras.optimizers.Ftrl(0.05, l1_regularization_strength=0.001),
+    )
+    model.fit(X, Y, epochs=1, verbose=0)
+    statistics, (_, _, detail) = revive(model)
+    assert "outgoing weights in next zeroed" in detail
+    predictions = model.predict(X, verbose=0)
+    weights = {v.path: np.array(v.numpy()) for v in model.trainable_variables}
+    zeros = [keras.ops.zeros_like(v) for v in model.trainable_variables]
+    model.optimizer.apply_gradients(zip(zeros, model.trainable_variables, strict=True))
+    for variable in model.trainable_variables:
+        np.testing.assert_allclose(
+            variable.numpy(), weights[variable.path], atol=1e-6, err_msg=variable.path
+        )
+    np.testing.assert_allclose(model.predict(X, verbose=0), predictions, atol=1e-5)
+    dead = statistics.dead
+    assert np.abs(weights["hidden/kernel"][:, dead]).max() > 0.01  # not undone
 
 
 def test_batch_norm_over_positions_stops_the_walk_to_the_next_kernel():

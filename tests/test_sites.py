@@ -187,12 +187,17 @@ def test_one_relu_layer_reused_after_two_dense_layers_is_left_out(second_width):
         assert set(kd.dead_fractions(model, SHARED_X)) == {"third"}
 
 
-def test_one_relu_layer_after_one_shared_dense_layer_is_kept():
-    """Called on two outputs of ONE shared Dense layer: the same neurons on
-    two inputs, counted together like the shared layer's own calls."""
+@pytest.mark.parametrize("dropouts", [False, True])
+def test_one_relu_layer_after_one_shared_dense_layer_is_kept(dropouts):
+    """Called on two outputs of ONE shared Dense layer (through a Dropout of
+    each branch's own, too): the same neurons on two inputs, counted together
+    like the shared layer's own calls."""
     shared, relu = keras.layers.Dense(6, name="shared"), keras.layers.ReLU(name="relu")
     first, second = keras.Input((4,)), keras.Input((4,))
-    merged = keras.layers.Concatenate()([relu(shared(first)), relu(shared(second))])
+    branches = [shared(first), shared(second)]
+    if dropouts:
+        branches = [keras.layers.Dropout(0.2)(branch) for branch in branches]
+    merged = keras.layers.Concatenate()([relu(branch) for branch in branches])
     model = keras.Model([first, second], keras.layers.Dense(1)(merged))
     fractions = kd.dead_fractions(model, [SHARED_X, SHARED_X + 3])
     assert list(fractions) == ["relu"]

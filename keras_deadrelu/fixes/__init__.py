@@ -49,7 +49,8 @@ def resolve_fixes(fix: Any) -> list[Fix]:
                 f"Argument `fix` must be None, a fix name ({known}), a fix object, "
                 f"or a list of them. Received: fix={fix!r}"
             )
-    kinds = [type(each) for each in fixes]
+    # This package's fixes, each at most once (a fix of your own may repeat).
+    kinds = [type(each) for each in fixes if type(each) in FIXES_BY_NAME.values()]
     repeated = sorted({kind.__name__ for kind in kinds if kinds.count(kind) > 1})
     if repeated:
         raise ValueError(

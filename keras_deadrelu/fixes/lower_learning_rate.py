@@ -88,7 +88,8 @@ class LowerLearningRate(Fix):
                 f"callable. Received: learning_rate={rate!r}"
             )
         now = current_learning_rate(optimizer)
-        if np.float32(now) <= np.float32(self.min_lr):
+        # (A schedule may start low, as a warm-up from 0: not warned about.)
+        if hasattr(rate, "assign") and np.float32(now) <= np.float32(self.min_lr):
             warnings.warn(
                 f"fix='lower_lr' has min_lr={self.min_lr:g}, but the learning "
                 f"rate is {now:g} already: it cannot lower it (unless a schedule "

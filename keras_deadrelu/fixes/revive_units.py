@@ -220,6 +220,14 @@ def _add_to_bias(consumer: Any, shift: np.ndarray, optimizer: Any) -> None:
     for variable in _with_average(optimizer, consumer.bias):
         old = np.asarray(keras.ops.convert_to_numpy(variable.value), np.float64)
         variable.assign((old + shift).astype("float32"))
+    owner = _owning_optimizer(optimizer, consumer.bias)
+    if isinstance(owner, keras.optimizers.Ftrl):
+        # Ftrl computes the bias from its slots: they must give the new one.
+        slots = dict(_slots(optimizer, consumer.bias))
+        if "_linears" in slots:
+            shifted = np.flatnonzero(np.asarray(shift))
+            linear = _ftrl_linear(owner, consumer.bias)
+            _set_entries(slots["_linears"], 0, shifted, linear)
 
 
 #: The optimizer's list of moving averages of the weights (``use_ema=True``):
