@@ -371,9 +371,10 @@ class CounterRecorder:
         self._leave_out(
             site,
             f"its layer is called in one step on units of different shapes "
-            f"({shapes}), so its calls are different neurons that one site "
-            "cannot tell apart (an activation layer reused after layers of "
-            "different widths; give each call its own activation layer)",
+            f"({shapes}), which one site cannot add up: an activation layer "
+            "reused after layers of different widths (different neurons; give "
+            "each call its own activation layer), or, with granularity='unit', "
+            "one layer called on inputs of different sizes",
         )
         return True
 
