@@ -158,7 +158,16 @@ def test_threshold_override(logs, capsys):
     history, _ = fits["plain/dead_neurons"]
     assert main(["report", str(root), "--threshold", "0"]) == 0
     output = capsys.readouterr().out
-    assert _row(output, "plain/dead_neurons", "healthy")[4] == "epoch 1"
+    # Threshold 0 is "any dead unit", as in the monitor: a site crosses at its
+    # first window with a dead unit, a site that never had one never does.
+    firsts = []
+    for run_name, (run_history, _) in fits.items():
+        for site in ("healthy", "dying"):
+            fractions = run_history[f"dead_fraction/{site}"]
+            first = next((i for i, value in enumerate(fractions) if value > 0), None)
+            assert _row(output, run_name, site)[4] == _epoch(first), (run_name, site)
+            firsts.append(first)
+    assert None in firsts and any(first is not None for first in firsts)
     assert "threshold 0.0% from --threshold" in output
     assert main(["report", str(root), "--threshold", "2"]) == 2
     assert "must be in [0, 1]" in capsys.readouterr().err
