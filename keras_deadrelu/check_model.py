@@ -20,6 +20,7 @@ from keras_deadrelu._cli_arguments import (
     fraction_argument,
     positive_int_argument,
 )
+from keras_deadrelu.threshold_alerts import reaches_threshold
 from keras_deadrelu.unit_statistics import WindowStatistics
 
 DEFAULT_THRESHOLD = 0.5
@@ -233,9 +234,8 @@ def format_check(
         )
         for row in rows
     ]
-    # A site with no dead unit never crosses (threshold 0: any dead unit).
     crossed = sum(
-        fraction >= threshold and fraction > 0 for fraction in fractions.values()
+        reaches_threshold(fraction, threshold) for fraction in fractions.values()
     )
     if not any(fraction > 0 for fraction in fractions.values()):
         verdict = "no dead units."

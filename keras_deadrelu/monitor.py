@@ -52,6 +52,7 @@ from keras_deadrelu.threshold_alerts import (
     DeadNeuronWarning,
     ThresholdAlerts,
     crossing_message,
+    reaches_threshold,
 )
 from keras_deadrelu.unit_statistics import SiteStatistics, WindowStatistics
 
@@ -767,10 +768,7 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         for fix_index, fix in enumerate(self.fixes):
             for statistics in window.sites:
                 site = sites_by_name[statistics.name]
-                if (
-                    statistics.dead_fraction < self.threshold
-                    or not statistics.dead_count
-                ):
+                if not reaches_threshold(statistics.dead_fraction, self.threshold):
                     continue
                 if site.name in self._measurement.recorder.output_site_names:
                     continue  # the model's output layer: never fixed

@@ -31,6 +31,7 @@ import numpy as np
 from keras_deadrelu._cli_arguments import format_threshold, fraction_argument
 from keras_deadrelu.tensorboard_plugin.metadata import TEXT_SEPARATOR
 from keras_deadrelu.tensorboard_plugin.reader import current, find_restarts
+from keras_deadrelu.threshold_alerts import reaches_threshold
 
 DEFAULT_THRESHOLD = 0.5
 EVENT_FILE_MARKER = "events.out.tfevents."
@@ -304,12 +305,11 @@ def _series_summary(
     peak = max(fractions)
     # TensorBoard stores float32: 7/10 reads back as 0.69999999. The monitor
     # compared the exact fraction, so compare with float32's tolerance.
-    # A site with no dead unit never crosses (threshold 0: any dead unit).
     crossing = next(
         (
             step
             for step, value in series
-            if value >= threshold - FLOAT32_TOLERANCE and value > 0
+            if reaches_threshold(value, threshold, FLOAT32_TOLERANCE)
         ),
         None,
     )

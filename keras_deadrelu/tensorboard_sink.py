@@ -37,6 +37,7 @@ with one ``tf.summary`` call each), in the form ``tf.summary`` gives them.
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 
@@ -276,9 +277,7 @@ class TensorBoardSink:
         them)."""
         if not events:
             return
-        counts: dict[str, int] = {}
-        for event in events:
-            counts[event.fix] = counts.get(event.fix, 0) + 1
+        counts = collections.Counter(event.fix for event in events)
         with self._get_writer().as_default(step=step), _always_record():
             tf.summary.text(
                 "fix_events", TEXT_SEPARATOR.join(event.message for event in events)

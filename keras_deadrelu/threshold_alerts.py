@@ -40,14 +40,26 @@ class ThresholdAlerts:
         """Returns the sites that crossed the threshold at this window."""
         crossed = []
         for name, fraction in dead_fractions.items():
-            # A site with no dead unit never crosses (threshold=0: any unit).
-            if fraction >= self.threshold and fraction > 0:
+            if reaches_threshold(fraction, self.threshold):
                 if name not in self._above:
                     crossed.append(name)
                     self._above.add(name)
             else:
                 self._above.discard(name)
         return crossed
+
+
+def reaches_threshold(
+    dead_fraction: float, threshold: float, tolerance: float = 0.0
+) -> bool:
+    """Whether a site with `dead_fraction` is at or above `threshold` (less
+    `tolerance`, for fractions read back as float32). A site with no dead
+    unit never is: ``threshold=0`` means "any dead unit".
+
+    >>> reaches_threshold(0.5, 0.5), reaches_threshold(0.0, 0.0)
+    (True, False)
+    """
+    return dead_fraction >= threshold - tolerance and dead_fraction > 0
 
 
 def crossing_message(site: SiteStatistics, where: str, threshold: float) -> str:

@@ -220,14 +220,9 @@ def _add_to_bias(consumer: Any, shift: np.ndarray, optimizer: Any) -> None:
     for variable in _with_average(optimizer, consumer.bias):
         old = np.asarray(keras.ops.convert_to_numpy(variable.value), np.float64)
         variable.assign((old + shift).astype("float32"))
-    owner = _owning_optimizer(optimizer, consumer.bias)
-    if isinstance(owner, keras.optimizers.Ftrl):
-        # Ftrl computes the bias from its slots: they must give the new one.
-        slots = dict(_slots(optimizer, consumer.bias))
-        if "_linears" in slots:
-            shifted = np.flatnonzero(np.asarray(shift))
-            linear = _ftrl_linear(owner, consumer.bias)
-            _set_entries(slots["_linears"], 0, shifted, linear)
+    if optimizer is not None:
+        shifted = np.flatnonzero(np.asarray(shift))
+        _keep_under_ftrl(optimizer, consumer.bias, 0, shifted)
 
 
 #: The optimizer's list of moving averages of the weights (``use_ema=True``):
@@ -363,21 +358,28 @@ def _reset_slots(optimizer: Any, variable: Any, axis: int, units: np.ndarray) ->
     fresh = _fresh_slot_values(optimizer, variable) if slots else {}
     for name, slot in slots:
         _set_entries(slot, axis, units, fresh.get(name, 0.0))
-    owner = _owning_optimizer(optimizer, variable)
-    if slots and isinstance(owner, keras.optimizers.Ftrl):
-        linear = _ftrl_linear(owner, variable)
-        _set_entries(dict(slots)["_linears"], axis, units, linear)
+    _keep_under_ftrl(optimizer, variable, axis, units)
     return len(slots)
 
 
-def _ftrl_linear(optimizer: Any, variable: Any) -> np.ndarray:
-    """The ``linear`` slot that makes Ftrl keep `variable`'s values.
+def _keep_under_ftrl(optimizer: Any, variable: Any, axis: int, units: Any) -> None:
+    """Under Ftrl, sets the ``linear`` slot of `variable`'s entries at `units`
+    so that the next step keeps their values as they are now.
 
     Ftrl does not update its weights: it computes them from its slots, as
-    ``(clip(linear, -l1, l1) - linear) / quadratic``, so a fresh weight with a
-    fresh ``linear`` of 0 would become 0 at the next step. This is the
-    ``linear`` that gives back each weight as it is (with the accumulator as
-    it is now and the current learning rate).
+    ``(clip(linear, -l1, l1) - linear) / quadratic``, so a weight set by hand
+    (a revived one, a shifted bias) with a ``linear`` left as it was would be
+    undone at the next step. Other optimizers: nothing to do.
+    """
+    owner = _owning_optimizer(optimizer, variable)
+    linears = dict(_slots(optimizer, variable)).get("_linears")
+    if isinstance(owner, keras.optimizers.Ftrl) and linears is not None:
+        _set_entries(linears, axis, units, _ftrl_linear(owner, variable))
+
+
+def _ftrl_linear(optimizer: Any, variable: Any) -> np.ndarray:
+    """The ``linear`` slot that gives back each of `variable`'s values as it
+    is (with Ftrl's accumulator as it is now and the current learning rate).
     """
     weights = np.asarray(keras.ops.convert_to_numpy(variable.value), np.float64)
     index = optimizer._get_variable_index(variable)
