@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import platform
 import shlex
 import shutil
 import subprocess
@@ -81,12 +82,45 @@ def compiler() -> list[str] | None:
     return [found] if found else None
 
 
-def _build_command(cxx: list[str], output: Path) -> list[str]:
+def _machine_flags() -> list[str]:
+    """Code for this machine's vector unit: on x86-64, every instruction set
+    it has but AVX-512, whose wide vectors ran the op's loops slower than
+    AVX2's on a 2-core Xeon (docs/benchmarks.md); elsewhere the compiler's
+    default."""
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        return ["-march=native", "-mno-avx512f"]
+    return []
+
+
+def _machine_identity() -> bytes:
+    """What a build for this machine's CPU depends on (its model and
+    instruction sets), so that a cache folder shared by different machines
+    never hands one a library built for another."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            lines = [
+                line
+                for line in info
+                if line.startswith(("model name", "flags", "Features"))
+            ]
+        return "".join(sorted(set(lines))).encode()
+    except OSError:
+        return f"{platform.machine()} {platform.processor()}".encode()
+
+
+def _build_command(
+    cxx: list[str], output: Path, machine_flags: list[str] | None = None
+) -> list[str]:
+    if machine_flags is None:
+        machine_flags = _machine_flags()
     return [
         *cxx,
         "-shared",
         "-fPIC",
         "-O3",
+        # Without it TensorFlow's and Eigen's debug checks stay compiled in.
+        "-DNDEBUG",
+        *machine_flags,
         "-w",
         str(SOURCE),
         "-o",
@@ -98,12 +132,14 @@ def _build_command(cxx: list[str], output: Path) -> list[str]:
 
 def library_path(cxx: list[str]) -> Path:
     """Where the op built by the compiler command `cxx` for this TensorFlow
-    is cached: the name hashes the source, the TensorFlow version and the
+    is cached: the name hashes the source, the TensorFlow version, the CPU
+    (the build targets its instruction sets) and the
     build command (with TensorFlow's include and library folders)."""
     key = hashlib.sha256()
     key.update(SOURCE.read_bytes())
     key.update(tf.__version__.encode())
     key.update(" ".join(_build_command(cxx, Path("out"))).encode())
+    key.update(_machine_identity())
     return cache_dir() / f"unit_sums-{tf.__version__}-{key.hexdigest()[:16]}.so"
 
 
@@ -121,6 +157,14 @@ def _build(cxx: list[str], target: Path) -> None:
             text=True,
             timeout=BUILD_TIMEOUT_S,
         )
+        if result.returncode != 0 and _machine_flags():
+            # A compiler that refuses the machine flags builds it without.
+            result = subprocess.run(
+                _build_command(cxx, Path(scratch), machine_flags=[]),
+                capture_output=True,
+                text=True,
+                timeout=BUILD_TIMEOUT_S,
+            )
         if result.returncode != 0:
             tail = (result.stderr or result.stdout).strip()[-2000:]
             raise RuntimeError(

@@ -310,3 +310,44 @@ def test_a_built_op_is_cached_and_reused(tmp_path, unit_sums):
     assert "AVAILABLE True" in result.stdout
     assert "DEAD 0.333" in result.stdout
     assert library.stat().st_mtime_ns == before
+
+
+_FAKE_COMPILER = textwrap.dedent(
+    """
+    import sys
+    arguments = sys.argv[1:]
+    with open({calls!r}, "a") as calls:
+        calls.write(" ".join(arguments) + "\\n")
+    if "-march=native" in arguments:
+        sys.exit("error: unrecognized command-line option '-march=native'")
+    with open(arguments[arguments.index("-o") + 1], "w") as library:
+        library.write("built")
+    """
+)
+
+
+def test_a_compiler_that_refuses_the_machine_flags_builds_without_them(
+    tmp_path, monkeypatch
+):
+    calls = tmp_path / "calls.txt"
+    fake = tmp_path / "fake_compiler.py"
+    fake.write_text(_FAKE_COMPILER.format(calls=str(calls)))
+    monkeypatch.setenv("CXX", f"{sys.executable} {fake}")
+    monkeypatch.setattr(
+        native_unit_sums, "_machine_flags", lambda: ["-march=native", "-mno-avx512f"]
+    )
+    target = tmp_path / "cache" / "op.so"
+    native_unit_sums._build(native_unit_sums.compiler(), target)
+    first, second = calls.read_text().splitlines()
+    assert "-march=native" in first.split() and "-DNDEBUG" in first.split()
+    assert "-march=native" not in second.split() and "-DNDEBUG" in second.split()
+    assert target.read_text() == "built"
+
+
+def test_the_cached_library_is_named_after_the_cpu_it_was_built_for(monkeypatch):
+    cxx = ["c++"]
+    monkeypatch.setattr(native_unit_sums, "_machine_identity", lambda: b"cpu one")
+    first = native_unit_sums.library_path(cxx)
+    monkeypatch.setattr(native_unit_sums, "_machine_identity", lambda: b"cpu two")
+    assert native_unit_sums.library_path(cxx) != first
+    assert native_unit_sums.library_path(cxx).parent == first.parent
