@@ -436,27 +436,28 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
             self._epoch_start = (self._iterations(), self._global_step)
 
     def _partial_executions_uncounted(self) -> bool:
-        """Step windows, `steps_per_execution` > 1 and an epoch of unknown
-        length: the batch indices cannot tell how many steps the epoch's
-        last, partial execution ran."""
-        return (
-            self._measurement is not None
-            and self.freq != "epoch"
-            and not (self.params or {}).get("steps")
-            and int(getattr(self.model, "steps_per_execution", 1) or 1) > 1
-        )
+        """Step windows, `steps_per_execution` > 1 and an epoch whose length
+        is unknown or not a multiple of it: the batch indices cannot tell how
+        many steps the epoch's last execution ran (fewer, where the data ran
+        out; all of them, past `steps_per_epoch`, on repeated data)."""
+        if self._measurement is None or self.freq == "epoch":
+            return False
+        per_execution = int(getattr(self.model, "steps_per_execution", 1) or 1)
+        steps = (self.params or {}).get("steps")
+        return per_execution > 1 and (not steps or steps % per_execution != 0)
 
     def _uncount_partial_execution(self) -> None:
-        """Before a window is labelled, and at an epoch's end, takes off the
-        steps the epoch's last execution was counted for but did not run: at
-        most `steps_per_execution` - 1, as the optimizer's count shows (a
+        """Before a window is labelled, and at an epoch's end, sets the steps
+        counted this epoch to those the optimizer ran: takes off those of a
+        last execution cut short, or adds those an execution ran past the
+        epoch's last step. At most `steps_per_execution` - 1 either way (a
         larger gap means the optimizer does not count every step, as with
         gradient accumulation: left alone)."""
         if self._epoch_start is None:
             return
         iterations, global_step = self._epoch_start
         extra = (self._global_step - global_step) - (self._iterations() - iterations)
-        if 0 < extra < int(self.model.steps_per_execution):
+        if 0 < abs(extra) < int(self.model.steps_per_execution):
             self._global_step -= extra
             self._steps_in_window = max(self._steps_in_window - extra, 0)
 

@@ -116,9 +116,9 @@ def as_batches(
         if model_inputs == 1 and len(data) == 1:
             data = data[0]  # [x]: one array for the one input, as Keras reads it
         else:
-            data = np.asarray(data) if model_inputs == 1 else tuple(data)
+            data = _one_array(data, data_name) if model_inputs == 1 else tuple(data)
     elif isinstance(data, list) and not any(hasattr(x, "shape") for x in data):
-        data = np.asarray(data)  # nested lists of numbers: one array
+        data = _one_array(data, data_name)  # nested lists of numbers: one array
     try:
         tensors = tf.nest.map_structure(np.asarray, data)
     except Exception as error:  # noqa: BLE001 - reported with the argument name
@@ -144,6 +144,22 @@ def as_batches(
     dataset = tf.data.Dataset.from_tensor_slices(tensors)
     dataset = dataset.batch(batch_size or DEFAULT_BATCH_SIZE)
     return dataset.take(steps) if steps is not None else dataset
+
+
+def _one_array(data: list, data_name: str) -> np.ndarray:
+    """The samples of a list as one array; a ragged list is a ValueError
+    that names the argument."""
+    try:
+        return np.asarray(data)
+    except ValueError as error:
+        shown = repr(data)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        raise ValueError(
+            f"Argument `{data_name}` is a list whose samples differ in shape "
+            "(ragged), so it is not one array; give one array (for a model "
+            "with several inputs, a list or dict of arrays, one per input). "
+            f"Received: {data_name}={shown}"
+        ) from error
 
 
 def _py_dataset_batches(

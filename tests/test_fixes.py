@@ -266,6 +266,48 @@ def test_lower_lr_acts_again_when_revived_units_die_again():
     assert actions == [0.2, None, 0.1]
 
 
+def test_lower_lr_lowers_the_rate_once_for_several_sites_dead_at_once():
+    # Four layers dead from the start, their fractions flat at 1.0: nothing
+    # is dying any more after the first action, so the model's one rate is
+    # lowered once, not once per dead site as cooldowns run out.
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((X.shape[1],))
+    hidden = inputs
+    for index in range(4):
+        hidden = keras.layers.Dense(
+            8,
+            activation="relu",
+            name=f"dead{index}",
+            bias_initializer=keras.initializers.Constant(-20.0),
+        )(hidden)
+    model = keras.Model(inputs, keras.layers.Dense(1, name="head")(hidden))
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    monitor = kd.DeadNeuronMonitor(
+        log_dir=None, fix=LowerLearningRate(cooldown=0), verbose=0
+    )
+    history = model.fit(X, Y, epochs=5, verbose=0, callbacks=[monitor])
+    for index in range(4):
+        assert history.history[f"dead_fraction/dead{index}"] == [1.0] * 5
+    assert [(e.epoch, e.site) for e in monitor.events] == [(0, "dead0")]
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.05)
+
+
+def test_lower_lr_acts_for_a_site_that_starts_dying_after_it_acted():
+    model = bias_killed_model(keras.optimizers.SGD(0.4))
+    site = next(s for s in kd.find_sites(model) if s.name == "hidden")
+    fix = LowerLearningRate(factor=0.5, min_lr=1e-6)
+    first = synthetic_statistics("hidden", 0.9)
+    healthy = synthetic_statistics("other", 0.0)
+    assert fix.apply(model, site, first) is not None
+    fix.observe(WindowStatistics((first, healthy)))
+    # "other" had no dead unit when the rate was lowered: its crossing is
+    # new evidence, and the rate is lowered again; "hidden", flat, is not.
+    assert fix.apply(model, site, synthetic_statistics("hidden", 0.9)) is None
+    newly_dead = synthetic_statistics("other", 0.8)
+    other_site = kd.Site("other", site.layer, site.kind)
+    assert fix.apply(model, other_site, newly_dead) is not None
+
+
 class AlwaysActs(kd.fixes.Fix):
     """A fix that acts at every chance, to test the monitor's cooldown."""
 
@@ -539,6 +581,19 @@ def test_lower_lr_rejects_a_callable_learning_rate_before_training():
         model.fit(X, Y, epochs=2, verbose=0, callbacks=[monitor])
     assert int(model.optimizer.iterations.numpy()) == 0
     assert "train_step" not in model.__dict__
+
+
+def test_lower_lr_refuses_a_multi_optimizer_before_training():
+    optimizer = keras.optimizers.MultiOptimizer(
+        keras.optimizers.OptimizerMap(
+            keras.optimizers.SGD(0.1), {"dense/.*": keras.optimizers.SGD(0.01)}
+        )
+    )
+    model = bias_killed_model(optimizer)
+    monitor = kd.DeadNeuronMonitor(log_dir=None, fix="lower_lr", verbose=0)
+    with pytest.raises(ValueError, match="a MultiOptimizer has one per group"):
+        model.fit(X, Y, epochs=2, verbose=0, callbacks=[monitor])
+    assert int(model.optimizer.iterations.numpy()) == 0
 
 
 @pytest.mark.parametrize("activation", ["leaky_relu", "relu6"])

@@ -86,6 +86,19 @@ def test_probe_data_of_the_wrong_shape_fails_in_on_train_begin():
     fit_raises(monitor, ValueError, r"`probe_data` has batches of shape \(10, 3\)")
 
 
+@pytest.mark.parametrize("call", ["monitor", "dead_fractions"])
+def test_ragged_probe_data_is_refused_with_the_argument_named(call):
+    ragged = [[1.0, 2.0, 3.0], [1.0, 2.0]]
+    with pytest.raises(ValueError, match=r"`(probe_data|data)` is a list whose samples"):
+        if call == "monitor":
+            kd.DeadNeuronMonitor(log_dir=None, probe_data=ragged)
+        else:
+            model = keras.Sequential(
+                [keras.Input((3,)), keras.layers.Dense(2, activation="relu")]
+            )
+            kd.dead_fractions(model, ragged)
+
+
 def test_probe_data_of_the_wrong_rank_fails_in_on_train_begin():
     monitor = kd.DeadNeuronMonitor(log_dir=None, probe_data=np.ones((10, 5, 2)))
     fit_raises(monitor, ValueError, r"probe_data")

@@ -517,6 +517,34 @@ def test_step_windows_on_data_of_unknown_length_under_steps_per_execution(tmp_pa
     assert steps == [4, 8, 14, 18, 20]
 
 
+def test_step_windows_follow_executions_run_past_steps_per_epoch(tmp_path):
+    # Repeated data, steps_per_epoch=5 and steps_per_execution=2: Keras runs
+    # whole executions, 6 steps an epoch, and reports the last batch as 5.
+    dataset = tf.data.Dataset.from_tensor_slices((X, Y)).batch(10).repeat()
+    model = small_model()
+    model.compile(keras.optimizers.SGD(0.01), "mse", steps_per_execution=2)
+    iterations = []
+
+    class Iterations(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            iterations.append(int(self.model.optimizer.iterations.numpy()))
+
+    monitor = kd.DeadNeuronMonitor(log_dir=str(tmp_path), verbose=0, freq=3)
+    model.fit(
+        dataset,
+        epochs=3,
+        steps_per_epoch=5,
+        verbose=0,
+        callbacks=[monitor, Iterations()],
+    )
+    assert iterations == [2, 4, 6, 8, 10, 12, 14, 16, 18]
+    records = read_run(os.path.join(tmp_path, "dead_neurons"))
+    steps = [step for step, _ in scalar_series(records, "dead_fraction/dying")]
+    # Windows close at the first execution end after 3 steps, labelled with
+    # the optimizer's count (not 7, 10, 15 as the batch indices would say).
+    assert steps == [4, 8, 12, 16, 18]
+
+
 class _GraphConv(keras.layers.Layer):
     """A custom site called on a list, [features, adjacency] (GCN-style)."""
 

@@ -39,9 +39,11 @@ class LowerLearningRate(Fix):
     rebuilt). After acting it waits `cooldown` windows.
 
     A lower learning rate stops *more* units from dying; it cannot bring dead
-    ReLU units back (they get no gradient at any rate). So after its first
-    action for a site, it acts again only while units of that site are still
-    dying: when its dead fraction rose since the previous window. Pair it with
+    ReLU units back (they get no gradient at any rate). So after it acts, it
+    acts again for a site that had dead units then only while units of that
+    site are still dying: when its dead fraction rose since the previous
+    window. One action covers every site (the rate is the model's): several
+    sites dead at once lower the rate once, not once per site. Pair it with
     ``"revive"`` or ``"leaky_relu"`` to bring the dead units back.
 
     Args:
@@ -68,11 +70,20 @@ class LowerLearningRate(Fix):
         )
         self.min_lr = check_number("min_lr", min_lr, minimum=0)
         self._acted_for: set[str] = set()
+        self._acted_this_window = False
         self._previous_dead_fraction: dict[str, float] = {}
         self._model_schedule: Any = None  # the ScaledSchedule this fix set, if any
 
     def check_model(self, model: Any) -> None:
         optimizer = innermost_optimizer(getattr(model, "optimizer", None))
+        if getattr(optimizer, "_inner_optimizers", None) is not None:
+            raise ValueError(
+                "fix='lower_lr' lowers the model's one learning rate; a "
+                f"{type(optimizer).__name__} has one per group of variables, "
+                "which it does not choose between. Lower them yourself, or "
+                "use fix='revive' or fix='leaky_relu', which work with it. "
+                f"Received: optimizer={optimizer!r}"
+            )
         if optimizer is None or not hasattr(optimizer, "learning_rate"):
             raise ValueError(
                 "fix='lower_lr' needs a compiled model whose optimizer has a "
@@ -116,6 +127,7 @@ class LowerLearningRate(Fix):
         ):
             return None  # no longer dying: a lower rate would only slow training
         self._acted_for.add(site.name)
+        self._acted_this_window = True
         schedule = optimizer._learning_rate  # the schedule or the variable
         if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
             self._scale_schedule(model, optimizer, lambda scale: scale * self.factor)
@@ -126,7 +138,12 @@ class LowerLearningRate(Fix):
 
     def observe(self, window: WindowStatistics) -> None:
         for site in window.sites:
+            if self._acted_this_window and site.dead_fraction > 0:
+                # The rate is the model's: this window's action was taken
+                # for every site with dead units, not only the one it named.
+                self._acted_for.add(site.name)
             self._previous_dead_fraction[site.name] = site.dead_fraction
+        self._acted_this_window = False
 
     def state(self) -> dict[str, Any]:
         """Its memory, and a schedule's scale (a float learning rate is an
