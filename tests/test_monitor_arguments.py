@@ -89,7 +89,7 @@ def test_probe_data_of_the_wrong_shape_fails_in_on_train_begin():
 @pytest.mark.parametrize("call", ["monitor", "dead_fractions"])
 def test_ragged_probe_data_is_refused_with_the_argument_named(call):
     ragged = [[1.0, 2.0, 3.0], [1.0, 2.0]]
-    with pytest.raises(ValueError, match=r"`(probe_data|data)` is a list whose samples"):
+    with pytest.raises(ValueError, match=r"`(probe_data|data)` is a list whose"):
         if call == "monitor":
             kd.DeadNeuronMonitor(log_dir=None, probe_data=ragged)
         else:
