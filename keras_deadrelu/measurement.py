@@ -20,7 +20,7 @@ from keras_deadrelu.host_array import host_array
 from keras_deadrelu.instrumentation import Instrumentation
 from keras_deadrelu.layer_graph import incoming_layer, output_axis
 from keras_deadrelu.probe import Probe
-from keras_deadrelu.sites import Site
+from keras_deadrelu.sites import Site, layer_kind
 from keras_deadrelu.unit_statistics import WindowStatistics, site_statistics
 
 # The measurement currently installed on each model, so that a fit that died
@@ -162,7 +162,8 @@ class SiteMeasurement:
             statistics.append(
                 site_statistics(
                     site.name,
-                    site.kind,
+                    # What the layer computes now: a fix may have swapped it.
+                    layer_kind(site.layer) or site.kind,
                     site_counters,
                     self.dormant_tau,
                     nonfinite_weights=self._nonfinite_weights(site, site_counters),

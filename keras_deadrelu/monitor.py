@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
+import weakref
 from typing import Any
 
 import keras
@@ -119,6 +120,10 @@ def _prepare_run_dir(log_dir: str, run_dir: str) -> None:
 def site_channel_axis(sites: list[Site], name: str) -> int:
     """The channel axis of the site called `name` (-1 when unknown)."""
     return next((site.channel_axis for site in sites if site.name == name), -1)
+
+
+# The monitor measuring each model in its current fit.
+_MONITOR_IN_FIT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class DeadNeuronMonitor(keras.callbacks.Callback):
@@ -302,6 +307,7 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
     # ----------------------------------------------------------------- setup
     def on_train_begin(self, logs=None):
         self._teardown()
+        self._claim_model()
         sites = select_sites(find_sites(self.model), self.layers)
         sites = without_shared_activation_sites(sites)
         self.sites = sites
@@ -415,7 +421,33 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         """
         self._teardown()
 
+    def _claim_model(self) -> None:
+        """Makes this the model's monitor for this ``fit``; refuses a second
+        monitor in the same ``fit`` (Keras hands every callback of one
+        ``fit`` the same ``params``), whose hooks would replace the first's.
+        The first is detached, so the model is left as it was."""
+        other = _MONITOR_IN_FIT.get(self.model)
+        if (
+            other is not None
+            and other is not self
+            and other._measurement is not None
+            and other.params is not None
+            and other.params is self.params
+        ):
+            other.detach()
+            raise ValueError(
+                "Two DeadNeuronMonitor callbacks in one fit of the same model: "
+                "the second would replace the first's hooks, and the first "
+                "would measure nothing. Use one monitor (it measures every "
+                "site, or those named in layers=[...]). Received two "
+                f"monitors, run_name={other.run_name!r} and "
+                f"run_name={self.run_name!r}."
+            )
+        _MONITOR_IN_FIT[self.model] = self
+
     def _teardown(self) -> None:
+        if _MONITOR_IN_FIT.get(self.model) is self:
+            del _MONITOR_IN_FIT[self.model]
         if self._measurement is not None:
             self._measurement.uninstall()
             self._measurement = None

@@ -1,5 +1,6 @@
 """The fixes in a real fit: lower the learning rate, swap to Leaky ReLU."""
 
+import json
 import os
 import re
 import subprocess
@@ -20,6 +21,7 @@ from keras_deadrelu.fixes import (
 )
 from keras_deadrelu.measurement import SiteMeasurement
 from keras_deadrelu.probe import as_batches
+from keras_deadrelu.tensorboard_plugin import metadata
 from keras_deadrelu.unit_statistics import SiteStatistics, WindowStatistics
 
 rng = np.random.default_rng(5)
@@ -124,6 +126,14 @@ def test_swap_to_leaky_relu_fires_loses_nothing_and_unfreezes(tmp_path):
     ((step, text, plugin),) = records["fix_events"]
     assert step == 0 and plugin == "text" and b"applied leaky_relu" in text.item()
     assert [(s, float(v)) for s, v, _ in records["fix/leaky_relu"]] == [(0, 1.0)]
+    # Windows after the swap name the site's new kind, in History's windows
+    # and in the dashboard's per-window rows alike.
+    assert monitor.last_window["hidden"].kind == "leaky_relu"
+    kinds = [
+        {row[0]: row[1] for row in json.loads(value.item())}["hidden"]
+        for _, value, _ in records[metadata.SITES_TAG]
+    ]
+    assert kinds == ["relu"] + ["leaky_relu"] * 5
 
 
 def test_swap_changes_no_weight_bitwise_and_saves_with_slope(tmp_path):

@@ -81,6 +81,26 @@ def fit_raises(monitor, error, pattern):
     assert all("call" not in layer.__dict__ for layer in built.layers)
 
 
+def test_two_monitors_in_one_fit_fail_before_training_and_leave_no_hooks():
+    first = kd.DeadNeuronMonitor(log_dir=None, layers=["hidden"], verbose=0)
+    second = kd.DeadNeuronMonitor(log_dir=None, run_name="other", verbose=0)
+    built = model()
+    before = [w.copy() for w in built.get_weights()]
+    with pytest.raises(ValueError, match=r"Two DeadNeuronMonitor.*run_name='other'"):
+        built.fit(X, Y, epochs=2, verbose=0, callbacks=[first, second])
+    assert int(built.optimizer.iterations.numpy()) == 0
+    for old, new in zip(before, built.get_weights(), strict=True):
+        np.testing.assert_array_equal(old, new)
+    assert "train_step" not in built.__dict__ and "call" not in built.__dict__
+    assert all("call" not in layer.__dict__ for layer in built.layers)
+    # One of them alone then measures as usual; so does a new monitor in a
+    # later fit of the same model (a monitor per fit is fine).
+    history = built.fit(X, Y, epochs=1, verbose=0, callbacks=[first])
+    assert "dead_fraction/hidden" in history.history
+    history = built.fit(X, Y, epochs=1, verbose=0, callbacks=[second])
+    assert "dead_fraction/hidden" in history.history
+
+
 def test_probe_data_of_the_wrong_shape_fails_in_on_train_begin():
     monitor = kd.DeadNeuronMonitor(log_dir=None, probe_data=np.ones((10, 3)))
     fit_raises(monitor, ValueError, r"`probe_data` has batches of shape \(10, 3\)")
