@@ -131,7 +131,9 @@ class DeadNeuronsPlugin(base_plugin.TBPlugin):
             plugin_name=metadata.PLUGIN_NAME,
         )
         return {
-            run: tags for run, tags in listing.items() if metadata.SITES_TAG in tags
+            run: tags
+            for run, tags in listing.items()
+            if metadata.SITES_TAG in tags and _readable(tags[metadata.SITES_TAG])
         }
 
     def _read(
@@ -200,19 +202,26 @@ class DeadNeuronsPlugin(base_plugin.TBPlugin):
             runs = self._runs(request)
             # The latest window of each run gives its sites in model order.
             latest = self._read(request, list(runs), [metadata.SITES_TAG], 1)
-            return {
-                "runs": [
+            listed = []
+            for run, tags in sorted(runs.items()):
+                try:
+                    sites = _decoded(
+                        run,
+                        lambda run=run: reader.overview(
+                            run, latest.get(run, {}).get(metadata.SITES_TAG, []), []
+                        )["sites"],
+                    )
+                except BadRequest:
+                    continue  # one damaged run does not hide the others
+                listed.append(
                     {
                         "run": run,
                         "max_step": int(tags[metadata.SITES_TAG].max_step),
-                        "sites": reader.overview(
-                            run, latest.get(run, {}).get(metadata.SITES_TAG, []), []
-                        )["sites"],
+                        "sites": sites,
                         "has_fix_events": metadata.FIX_EVENTS_TAG in tags,
                     }
-                    for run, tags in sorted(runs.items())
-                ]
-            }
+                )
+            return {"runs": listed}
 
         return self._json(request, answer)
 
@@ -225,11 +234,14 @@ class DeadNeuronsPlugin(base_plugin.TBPlugin):
             data = self._read(
                 request, [run], [metadata.SITES_TAG, metadata.FIX_EVENTS_TAG]
             ).get(run, {})
-            return reader.overview(
+            return _decoded(
                 run,
-                data.get(metadata.SITES_TAG, []),
-                data.get(metadata.FIX_EVENTS_TAG, []),
-                max_windows,
+                lambda: reader.overview(
+                    run,
+                    data.get(metadata.SITES_TAG, []),
+                    data.get(metadata.FIX_EVENTS_TAG, []),
+                    max_windows,
+                ),
             )
 
         return self._json(request, answer)
@@ -251,13 +263,38 @@ class DeadNeuronsPlugin(base_plugin.TBPlugin):
                 [run],
                 [metadata.SITES_TAG, metadata.FIX_EVENTS_TAG, units_tag],
             ).get(run, {})
-            return reader.site_detail(
+            return _decoded(
                 run,
-                site,
-                data.get(metadata.SITES_TAG, []),
-                data.get(units_tag, []),
-                data.get(metadata.FIX_EVENTS_TAG, []),
-                max_windows,
+                lambda: reader.site_detail(
+                    run,
+                    site,
+                    data.get(metadata.SITES_TAG, []),
+                    data.get(units_tag, []),
+                    data.get(metadata.FIX_EVENTS_TAG, []),
+                    max_windows,
+                ),
             )
 
         return self._json(request, answer)
+
+
+def _readable(series) -> bool:
+    """Whether a tag's plugin data is of a layout this version reads (the
+    ``version`` and ``kind`` of :func:`metadata.parse_plugin_content`)."""
+    try:
+        metadata.parse_plugin_content(series.plugin_content)
+    except ValueError:
+        return False
+    return True
+
+
+def _decoded(run: str, decode):
+    """`decode()`'s answer; data that is not what the monitor writes (a
+    damaged or foreign file) is a ``BadRequest`` that names the run."""
+    try:
+        return decode()
+    except (ValueError, TypeError, IndexError, KeyError, OverflowError) as error:
+        raise BadRequest(
+            f"run {run!r} holds Dead Neurons data this version cannot read "
+            f"({type(error).__name__}: {error})"
+        ) from error

@@ -244,3 +244,56 @@ def test_the_fast_loading_app_shows_runs_written_after_it_started(tmp_path, logs
     expected = get_json(tensorboard_client(tmp_path), "overview?run=revive")
     wait_for_json(live, "overview?run=revive", expected)
     assert get_json(once, "runs")["runs"] == []  # read once, when it was made
+
+
+def _write_sites(run_dir, value, content=None) -> None:
+    """One window of the sites tag, with the plugin data `content` (the
+    monitor's by default)."""
+    import tensorflow as tf
+    from tensorboard.compat.proto import summary_pb2
+    from tensorboard.util import tensor_util
+
+    summary_metadata = metadata.summary_metadata(metadata.SITES_KIND)
+    if content is not None:
+        summary_metadata.plugin_data.content = content
+    summary = summary_pb2.Summary()
+    summary.value.add(
+        tag=metadata.SITES_TAG,
+        metadata=summary_metadata,
+        tensor=tensor_util.make_tensor_proto(value),
+    )
+    with tf.summary.create_file_writer(str(run_dir)).as_default():
+        tf.summary.experimental.write_raw_pb(summary.SerializeToString(), step=0)
+
+
+_GOOD_ROW = ["h", "relu", 4, 1, 0, 0, 0.5, None, None]
+
+
+def test_a_run_of_another_data_version_is_not_listed(tmp_path):
+    import json
+
+    _write_sites(tmp_path / "current", json.dumps([_GOOD_ROW]))
+    future = json.dumps({"version": metadata.SCHEMA_VERSION + 1, "kind": "sites"})
+    _write_sites(tmp_path / "future", json.dumps([_GOOD_ROW]), future.encode())
+    client = tensorboard_client(tmp_path)
+    assert [run["run"] for run in get_json(client, "runs")["runs"]] == ["current"]
+    answer = get_json(client, "overview?run=future", status=400)
+    assert "unknown run 'future'" in answer["error"]
+
+
+def test_a_run_of_damaged_data_gets_400_and_leaves_the_others_listed(tmp_path):
+    import json
+
+    _write_sites(tmp_path / "good", json.dumps([_GOOD_ROW]))
+    huge = [_GOOD_ROW[0], "relu", 10**30, *_GOOD_ROW[3:]]
+    _write_sites(tmp_path / "huge", json.dumps([huge]))
+    _write_sites(tmp_path / "empty", np.array([], dtype=object))
+    client = tensorboard_client(tmp_path)
+    runs = get_json(client, "runs")["runs"]
+    assert [(run["run"], run["sites"][0]["units"]) for run in runs] == [("good", 4)]
+    for run in ("huge", "empty"):
+        answer = get_json(client, f"overview?run={run}", status=400)
+        assert (
+            f"run {run!r} holds Dead Neurons data this version cannot read"
+            in (answer["error"])
+        )
