@@ -90,18 +90,33 @@ def test_revival_keeps_predictions_and_every_other_weight(between):
         new_weights[next_kernel][~dead, :], weights[next_kernel][~dead, :]
     )
     next_bias = "next/bias"
+    restarted = ()
     if between and isinstance(between[0], keras.layers.BatchNormalization):
         # A dead unit fed BN's constant gamma * (0 - mean) / std + beta to the
         # next layer; that constant moves into the next layer's bias.
         bn = between[0]
-        gamma, beta, mean, variance = (np.float64(w) for w in bn.get_weights())
+        gamma, beta, mean, variance = (
+            np.float64(weights[f"{bn.name}/{name}"])
+            for name in ("gamma", "beta", "moving_mean", "moving_variance")
+        )
         constant = gamma * (0 - mean) / np.sqrt(variance + bn.epsilon) + beta
         expected = weights[next_bias] + constant[dead] @ weights[next_kernel][dead, :]
         np.testing.assert_allclose(new_weights[next_bias], expected, rtol=1e-5)
+        # The dead units pull BN's moving variance toward 0 (from 1: one
+        # epoch here); the revived channels' statistics restart at 0 and 1.
+        assert (variance[dead] < 1.0).all()
+        restarted = (f"{bn.name}/moving_mean", f"{bn.name}/moving_variance")
+        for path, start in zip(restarted, (0.0, 1.0), strict=True):
+            np.testing.assert_array_equal(new_weights[path][dead], start)
+            np.testing.assert_array_equal(
+                new_weights[path][~dead], weights[path][~dead]
+            )
+        assert f"moving mean and variance of {bn.name} restarted" in result[2]
     else:
         np.testing.assert_array_equal(new_weights[next_bias], weights[next_bias])
+        assert "moving mean" not in result[2]
     for path, value in weights.items():
-        if path not in (kernel, bias, next_kernel, next_bias):
+        if path not in (kernel, bias, next_kernel, next_bias, *restarted):
             np.testing.assert_array_equal(new_weights[path], value, err_msg=path)
     # Optimizer slots of exactly those entries are reset.
     for name, value in slots.items():

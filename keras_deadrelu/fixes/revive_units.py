@@ -393,6 +393,29 @@ def _ftrl_linear(optimizer: Any, variable: Any) -> np.ndarray:
     return -weights * quadratic - np.sign(weights) * l1
 
 
+def _restart_moving_statistics(paths: list[OutgoingPath], units: np.ndarray) -> list:
+    """Sets the moving mean and variance of the revived channels to 0 and 1
+    (a new layer's) in every BatchNormalization on the way to the next
+    weighted layers; returns their names. A dead unit left them at its
+    constant 0 (variance about 0), which in inference would scale the
+    revived unit's new values by 1 / sqrt(epsilon) until the momentum caught
+    up. Predictions do not change: the outgoing weights are zero."""
+    names = []
+    for path in paths:
+        offset = 0
+        for layer in path.between:
+            if isinstance(layer, keras.layers.Flatten):
+                break
+            offset += path.offsets.get(id(layer), 0)
+            if isinstance(layer, keras.layers.BatchNormalization):
+                channels = units + offset
+                _set_entries(layer.moving_mean, 0, channels, 0.0)
+                _set_entries(layer.moving_variance, 0, channels, 1.0)
+                if layer.name not in names:
+                    names.append(layer.name)
+    return names
+
+
 def _reseeded(initializer: Any) -> Any:
     """A copy of `initializer` with a fresh seed.
 
@@ -484,9 +507,15 @@ class ReviveUnits(Fix):
             slots += _set_weights(
                 optimizer, consumer.kernel, input_axis(consumer), rows, 0.0
             )
+        normalizations = _restart_moving_statistics(paths, units) if plans else []
         if plans:
             names = ", ".join(sorted({consumer.name for consumer, _, _ in plans}))
             outgoing = f"outgoing weights in {names} zeroed"
+            if normalizations:
+                outgoing += (
+                    f"; moving mean and variance of {', '.join(normalizations)} "
+                    "restarted at 0 and 1"
+                )
         else:
             outgoing = f"incoming weights only: next weighted layer unknown ({reason})"
         detail = (
