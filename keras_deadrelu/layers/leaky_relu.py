@@ -138,7 +138,12 @@ class LeakyReLU(keras.layers.Layer):
             # Read as float32: under a mixed policy the read is autocast, and
             # NumPy cannot take a bfloat16 tensor.
             value = ops.cast(self.negative_slope_variable.value, "float32")
-            return float(ops.convert_to_numpy(value))
+            value = ops.convert_to_numpy(value)
+        if value.size != 1:
+            # Built in this very trace (a first call inside a tf.function):
+            # the weight is not initialized yet, and holds the initial slope.
+            return self._negative_slope
+        return float(value)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return input_shape

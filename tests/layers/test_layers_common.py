@@ -177,3 +177,21 @@ def test_integer_inputs_match_the_same_values_as_floats(make_layer, jit_compile)
     assert y.dtype == np.float32
     # XLA may round SELUDense's matmul differently: not bit for bit.
     np.testing.assert_allclose(y, expected, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_a_layer_first_built_inside_a_tf_function(make_layer, jit_compile):
+    # A custom training loop may call an unbuilt model first in its traced
+    # step: the layer builds (creating its weights) inside that trace.
+    x = np.array([[-3.0, -1.0, 0.0, 2.0], [4.0, 0.5, -2.0, 1.0]], "float32")
+    keras.utils.set_random_seed(0)
+    traced = make_layer()
+    keras.utils.set_random_seed(0)
+    eager = make_layer()
+
+    @tf.function(jit_compile=jit_compile)
+    def call(inputs):
+        return traced(inputs)
+
+    y = call(tf.constant(x)).numpy()
+    np.testing.assert_allclose(y, np.asarray(eager(x)), rtol=1e-6, atol=1e-6)

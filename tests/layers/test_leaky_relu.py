@@ -235,3 +235,15 @@ def test_other_integer_and_bool_inputs_give_float_outputs(dtype):
     y = LeakyReLU(0.3)(x)
     assert y.dtype == "float32"
     np.testing.assert_allclose(np.asarray(y), np_leaky_relu(x.astype("float64"), 0.3))
+
+
+def test_slope_of_a_layer_built_inside_a_tf_function_can_change_after():
+    layer = LeakyReLU(0.3)
+    traced = tf.function(layer)
+    x = tf.constant([[-10.0, 2.0]])
+    np.testing.assert_allclose(traced(x).numpy(), [[-3.0, 2.0]], rtol=1e-6)
+    # (A first call that creates variables is traced twice by TensorFlow.)
+    tracings = traced.experimental_get_tracing_count()
+    layer.set_negative_slope(0.1)
+    np.testing.assert_allclose(traced(x).numpy(), [[-1.0, 2.0]], rtol=1e-6)
+    assert traced.experimental_get_tracing_count() == tracings
