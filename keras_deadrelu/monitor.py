@@ -36,7 +36,9 @@ from keras_deadrelu.layer_graph import (
 from keras_deadrelu.measurement import SiteMeasurement
 from keras_deadrelu.probe import as_batches, check_batches_fit, first_batch
 from keras_deadrelu.resume_state import (
-    KEPT_STATES,
+    backup_marker,
+    kept_states,
+    pin_around_backup,
     read_states,
     state_for_weights,
     weights_fingerprint,
@@ -667,9 +669,11 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
                 "fixes": [
                     {"name": fix.name, "state": fix.state()} for fix in self.fixes
                 ],
+                "backup_marker": backup_marker(self.backup_dir),
             }
         )
-        self._states = self._states[-KEPT_STATES:]
+        pin_around_backup(self._states[:-1], self._states[-1])
+        self._states = kept_states(self._states)
         write_states(self.backup_dir, self._states)
 
     def _restore_state(self) -> None:
@@ -680,8 +684,21 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         written = [w for w in written if isinstance(w, int)]
         if written:
             self._last_written_step = max(written + [self._last_written_step or 0])
-        state = state_for_weights(states, self._iterations(), self._fingerprint())
+        iterations = self._iterations()
+        state = state_for_weights(states, iterations, self._fingerprint())
         if state is None:
+            if states and iterations > 0:
+                warnings.warn(
+                    f"DeadNeuronMonitor: none of the {len(states)} monitor "
+                    f"states in {self.backup_dir!r} goes with the restored "
+                    f"weights (iteration {iterations}; states at iterations "
+                    f"{states[0]['iterations']}-{states[-1]['iterations']}). "
+                    "The monitor starts afresh: the fixes made before the "
+                    "restart are redone only when their sites cross the "
+                    "threshold again.",
+                    DeadNeuronWarning,
+                    stacklevel=3,
+                )
             return
         # Every site of the model, not only those selected now: a restart may
         # measure fewer (`layers=`) than the run that saved the state, and

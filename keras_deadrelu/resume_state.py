@@ -52,8 +52,12 @@ import tensorflow as tf
 
 STATE_FILE = "dead_neuron_monitor.json"
 STATE_VERSION = 2
-#: States kept in the file (the newest last).
+#: The newest states kept in the file (the newest last), besides the pinned.
 KEPT_STATES = 6
+#: Pinned states kept: the two around each of the last two backups.
+KEPT_PINNED = 4
+#: What ``keras.callbacks.BackupAndRestore`` rewrites at every backup.
+BACKUP_METADATA_FILE = "training_metadata.json"
 
 
 def state_path(backup_dir: str) -> str:
@@ -94,15 +98,50 @@ def read_states(backup_dir: str) -> list[dict]:
 
 
 def write_states(backup_dir: str, states: list[dict]) -> None:
-    """Writes the newest :data:`KEPT_STATES` states, atomically."""
+    """Writes the states that :func:`kept_states` keeps, atomically."""
     tf.io.gfile.makedirs(backup_dir)
     path = state_path(backup_dir)
     temporary = path + ".tmp"
     with tf.io.gfile.GFile(temporary, "w") as handle:
         handle.write(
-            json.dumps({"version": STATE_VERSION, "states": states[-KEPT_STATES:]})
+            json.dumps({"version": STATE_VERSION, "states": kept_states(states)})
         )
     tf.io.gfile.rename(temporary, path, overwrite=True)
+
+
+def backup_marker(backup_dir: str) -> str | None:
+    """What ``BackupAndRestore`` last wrote in `backup_dir` (its training
+    metadata, rewritten at every backup), or None where it wrote nothing."""
+    path = tf.io.gfile.join(backup_dir, BACKUP_METADATA_FILE)
+    try:
+        with tf.io.gfile.GFile(path, "r") as handle:
+            return handle.read()
+    except (OSError, tf.errors.OpError):
+        return None
+
+
+def pin_around_backup(states: list[dict], state: dict) -> None:
+    """Pins `state` and the one before it when a backup was written between
+    them (the backup's marker changed): the weights that backup restores go
+    with one of the two, however many windows pass before a restart."""
+    if states and states[-1].get("backup_marker") != state.get("backup_marker"):
+        states[-1]["pinned"] = True
+        state["pinned"] = True
+
+
+def kept_states(states: list[dict]) -> list[dict]:
+    """The newest :data:`KEPT_STATES` states and the newest
+    :data:`KEPT_PINNED` pinned ones, oldest first.
+
+    >>> states = [{"i": i, "pinned": i in (1, 2)} for i in range(10)]
+    >>> [state["i"] for state in kept_states(states)]
+    [1, 2, 4, 5, 6, 7, 8, 9]
+    """
+    pinned = [state for state in states if state.get("pinned")]
+    pinned = pinned[max(len(pinned) - KEPT_PINNED, 0) :]
+    newest = states[max(len(states) - KEPT_STATES, 0) :]
+    kept = {id(state) for state in (*newest, *pinned)}
+    return [state for state in states if id(state) in kept]
 
 
 def state_for_weights(

@@ -18,6 +18,7 @@ from dying_models import X, Y, mlp
 from event_files import read_run, scalar_series
 
 import keras_deadrelu as kd
+from keras_deadrelu import resume_state
 from keras_deadrelu.fixes import LeakyReLUActivation, ScaledSchedule
 from keras_deadrelu.resume_state import STATE_FILE
 from keras_deadrelu.tensorboard_plugin import metadata
@@ -113,6 +114,34 @@ def test_swapped_layer_stays_leaky_and_numbering_goes_on(tmp_path, monitor_first
     ]
     # BackupAndRestore removes its folder after a completed fit, state included.
     assert not os.path.exists(os.path.join(tmp_path, "backup"))
+
+
+def test_windows_much_shorter_than_the_backup_interval_keep_the_state(tmp_path):
+    # One-step windows, a backup every epoch (8 steps), a crash late in epoch
+    # 1: many windows pass after the backup, and the state that goes with it
+    # (pinned around the backup) is still there for the restart.
+    _, before, _ = run(tmp_path, interrupt=(1, 7), freq=1, fix="leaky_relu")
+    swaps = [(e.step, e.site) for e in before.events]
+    assert swaps and all(step <= 8 for step, _ in swaps)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model, after, probe = run(tmp_path, freq=1, fix="leaky_relu")
+    # Resumed at epoch 1 with the layers already leaky; the same record,
+    # and no threshold crossing announced again.
+    assert probe.seen[1] is LeakyReLUActivation
+    assert [(e.step, e.site) for e in after.events] == swaps
+    messages = [str(w.message) for w in caught]
+    assert not [m for m in messages if "of units dead" in m]
+    assert not [m for m in messages if "none of the" in m]
+
+
+def test_a_restart_no_saved_state_goes_with_is_named(tmp_path, monkeypatch):
+    # Without the pinned states (as before they were kept), no state goes
+    # with the restored weights: the restart says so and starts afresh.
+    monkeypatch.setattr(resume_state, "KEPT_PINNED", 0)
+    run(tmp_path, interrupt=(1, 7), freq=1, fix="leaky_relu")
+    with pytest.warns(kd.DeadNeuronWarning, match=r"none of the 6 monitor states"):
+        run(tmp_path, freq=1, fix="leaky_relu")
 
 
 def test_step_windows_resume_without_duplicates(tmp_path):
