@@ -448,7 +448,7 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         _MONITOR_IN_FIT[self.model] = self
 
     def _teardown(self) -> None:
-        if _MONITOR_IN_FIT.get(self.model) is self:
+        if self.model is not None and _MONITOR_IN_FIT.get(self.model) is self:
             del _MONITOR_IN_FIT[self.model]
         if self._measurement is not None:
             self._measurement.uninstall()
@@ -537,9 +537,12 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
             window = self._finish_window(step, f"epoch {epoch + 1}")
         else:
             self._uncount_partial_execution()
+            # A window closes at an epoch's end unless one closed during the
+            # epoch and too few steps are left for another (the last
+            # execution's steps past the epoch's end may fill one).
             window = (
                 self.last_window
-                if self._window_closed_this_epoch
+                if self._window_closed_this_epoch and self._steps_in_window < self.freq
                 else self._finish_window(self._global_step, f"step {self._global_step}")
             )
         if logs is not None and window is not None:

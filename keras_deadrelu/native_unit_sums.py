@@ -82,12 +82,28 @@ def compiler() -> list[str] | None:
     return [found] if found else None
 
 
+def _cpu_description() -> str | None:
+    """This machine's CPU model and instruction sets, from ``/proc/cpuinfo``
+    (Linux), or None where there is no such file."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            lines = [
+                line
+                for line in info
+                if line.startswith(("model name", "flags", "Features"))
+            ]
+    except OSError:
+        return None
+    return "".join(sorted(set(lines)))
+
+
 def _machine_flags() -> list[str]:
-    """Code for this machine's vector unit: on x86-64, every instruction set
-    it has but AVX-512, whose wide vectors ran the op's loops slower than
-    AVX2's on a 2-core Xeon (docs/benchmarks.md); elsewhere the compiler's
-    default."""
-    if platform.machine().lower() in ("x86_64", "amd64"):
+    """Code for this machine's vector unit: on x86-64 Linux, every
+    instruction set it has but AVX-512, whose wide vectors ran the op's
+    loops slower than AVX2's on a 2-core Xeon (docs/benchmarks.md).
+    Elsewhere, and where the CPU cannot be told for the cache's name, the
+    compiler's default."""
+    if platform.machine().lower() in ("x86_64", "amd64") and _cpu_description():
         return ["-march=native", "-mno-avx512f"]
     return []
 
@@ -96,16 +112,10 @@ def _machine_identity() -> bytes:
     """What a build for this machine's CPU depends on (its model and
     instruction sets), so that a cache folder shared by different machines
     never hands one a library built for another."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
-            lines = [
-                line
-                for line in info
-                if line.startswith(("model name", "flags", "Features"))
-            ]
-        return "".join(sorted(set(lines))).encode()
-    except OSError:
+    description = _cpu_description()
+    if description is None:
         return f"{platform.machine()} {platform.processor()}".encode()
+    return description.encode()
 
 
 def _build_command(
@@ -157,7 +167,9 @@ def _build(cxx: list[str], target: Path) -> None:
             text=True,
             timeout=BUILD_TIMEOUT_S,
         )
-        if result.returncode != 0 and _machine_flags():
+        flags = _machine_flags()
+        output = f"{result.stderr}{result.stdout}"
+        if result.returncode != 0 and any(flag[1:] in output for flag in flags):
             # A compiler that refuses the machine flags builds it without.
             result = subprocess.run(
                 _build_command(cxx, Path(scratch), machine_flags=[]),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections.abc
 import inspect
+import reprlib
 from typing import Any
 
 import keras
@@ -116,9 +117,14 @@ def as_batches(
         if model_inputs == 1 and len(data) == 1:
             data = data[0]  # [x]: one array for the one input, as Keras reads it
         else:
-            data = _one_array(data, data_name) if model_inputs == 1 else tuple(data)
+            data = (
+                _one_array(data, data_name, of_arrays=True)
+                if model_inputs == 1
+                else tuple(data)
+            )
     elif isinstance(data, list) and not any(hasattr(x, "shape") for x in data):
-        data = _one_array(data, data_name)  # nested lists of numbers: one array
+        # Nested lists of numbers: one array.
+        data = _one_array(data, data_name, of_arrays=False)
     try:
         tensors = tf.nest.map_structure(np.asarray, data)
     except Exception as error:  # noqa: BLE001 - reported with the argument name
@@ -146,18 +152,27 @@ def as_batches(
     return dataset.take(steps) if steps is not None else dataset
 
 
-def _one_array(data: list, data_name: str) -> np.ndarray:
-    """The samples of a list as one array; a ragged list is a ValueError
-    that names the argument."""
+def _one_array(data: list, data_name: str, of_arrays: bool) -> np.ndarray:
+    """The samples of a list (of arrays, or nested lists of numbers) as one
+    array; items of different shapes are a ValueError naming the argument."""
     try:
         return np.asarray(data)
     except ValueError as error:
-        shown = repr(data)
-        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        if of_arrays:
+            shapes = ", ".join(str(tuple(item.shape)) for item in data[:4])
+            shown = (
+                f"a list of arrays of shapes {shapes}{', ...' if len(data) > 4 else ''}"
+            )
+            advice = (
+                "a list of arrays is one array per input only for a model "
+                "with several inputs; this model has one: give one array"
+            )
+        else:
+            shown = reprlib.repr(data)
+            advice = "give one array, or nested lists of one shape"
         raise ValueError(
-            f"Argument `{data_name}` is a list whose samples differ in shape "
-            "(ragged), so it is not one array; give one array (for a model "
-            "with several inputs, a list or dict of arrays, one per input). "
+            f"Argument `{data_name}` is a list whose items differ in shape, "
+            f"so it is not one array of samples: {advice}. "
             f"Received: {data_name}={shown}"
         ) from error
 

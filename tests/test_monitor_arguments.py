@@ -101,6 +101,26 @@ def test_two_monitors_in_one_fit_fail_before_training_and_leave_no_hooks():
     assert "dead_fraction/hidden" in history.history
 
 
+def test_arrays_of_different_shapes_for_a_one_input_model_are_named():
+    arrays = [np.ones((4, 5), "float32"), np.ones((3, 2), "float32")]
+    pattern = r"this model has one.*shapes \(4, 5\), \(3, 2\)"
+    with pytest.raises(ValueError, match=pattern):
+        kd.dead_fractions(model(), arrays)
+
+
+def test_detach_before_any_fit_does_nothing():
+    # As in `try: fit(...) finally: monitor.detach()` when fit fails on its
+    # data before it attaches the callbacks.
+    monitor = kd.DeadNeuronMonitor(log_dir=None, verbose=0)
+    monitor.detach()
+    built = model()
+    with pytest.raises(ValueError):
+        try:
+            built.fit(X[:, :2], Y, epochs=1, verbose=0, callbacks=[monitor])
+        finally:
+            monitor.detach()
+
+
 def test_probe_data_of_the_wrong_shape_fails_in_on_train_begin():
     monitor = kd.DeadNeuronMonitor(log_dir=None, probe_data=np.ones((10, 3)))
     fit_raises(monitor, ValueError, r"`probe_data` has batches of shape \(10, 3\)")
@@ -109,7 +129,7 @@ def test_probe_data_of_the_wrong_shape_fails_in_on_train_begin():
 @pytest.mark.parametrize("call", ["monitor", "dead_fractions"])
 def test_ragged_probe_data_is_refused_with_the_argument_named(call):
     ragged = [[1.0, 2.0, 3.0], [1.0, 2.0]]
-    with pytest.raises(ValueError, match=r"`(probe_data|data)` is a list whose"):
+    with pytest.raises(ValueError, match=r"`(probe_data|data)` is a list whose items"):
         if call == "monitor":
             kd.DeadNeuronMonitor(log_dir=None, probe_data=ragged)
         else:

@@ -545,6 +545,21 @@ def test_step_windows_follow_executions_run_past_steps_per_epoch(tmp_path):
     assert steps == [4, 8, 12, 16, 18]
 
 
+def test_steps_run_past_an_epoch_can_fill_a_window_at_its_end(tmp_path):
+    # freq=4, steps_per_execution=4, steps_per_epoch=10 on repeated data:
+    # each epoch runs 12 steps (3 whole executions); the last execution's 2
+    # steps past the epoch's end fill the third window of the epoch.
+    dataset = tf.data.Dataset.from_tensor_slices((X, Y)).batch(4).repeat()
+    model = small_model()
+    model.compile(keras.optimizers.SGD(0.01), "mse", steps_per_execution=4)
+    monitor = kd.DeadNeuronMonitor(log_dir=str(tmp_path), verbose=0, freq=4)
+    model.fit(dataset, epochs=3, steps_per_epoch=10, verbose=0, callbacks=[monitor])
+    assert int(model.optimizer.iterations.numpy()) == 36
+    records = read_run(os.path.join(tmp_path, "dead_neurons"))
+    steps = [step for step, _ in scalar_series(records, "dead_fraction/dying")]
+    assert steps == list(range(4, 37, 4))
+
+
 class _GraphConv(keras.layers.Layer):
     """A custom site called on a list, [features, adjacency] (GCN-style)."""
 

@@ -351,3 +351,21 @@ def test_the_cached_library_is_named_after_the_cpu_it_was_built_for(monkeypatch)
     monkeypatch.setattr(native_unit_sums, "_machine_identity", lambda: b"cpu two")
     assert native_unit_sums.library_path(cxx) != first
     assert native_unit_sums.library_path(cxx).parent == first.parent
+
+
+def test_a_compile_error_is_not_retried_without_the_machine_flags(
+    tmp_path, monkeypatch
+):
+    calls = tmp_path / "calls.txt"
+    fake = tmp_path / "failing_compiler.py"
+    fake.write_text(
+        f"import sys\nopen({str(calls)!r}, 'a').write('call\\n')\n"
+        "sys.exit('unit_sums.cc:1: error: expected declaration')\n"
+    )
+    monkeypatch.setenv("CXX", f"{sys.executable} {fake}")
+    monkeypatch.setattr(
+        native_unit_sums, "_machine_flags", lambda: ["-march=native", "-mno-avx512f"]
+    )
+    with pytest.raises(RuntimeError, match="expected declaration"):
+        native_unit_sums._build(native_unit_sums.compiler(), tmp_path / "op.so")
+    assert calls.read_text() == "call\n"

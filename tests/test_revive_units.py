@@ -996,3 +996,41 @@ def test_calls_of_a_layer_in_another_model_do_not_count():
     np.testing.assert_allclose(after, before, rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(following.kernel.numpy()[:8], 0.0)
     np.testing.assert_array_equal(other_head.kernel.numpy(), other_kernel)
+
+
+def test_a_batch_normalization_shared_with_another_branch_keeps_its_statistics():
+    # One BatchNormalization called on the site's branch and on another:
+    # restarting its moving statistics would change the other branch's
+    # predictions, so they are kept, and the event says why.
+    rng = np.random.default_rng(0)
+    first, second = rng.normal(size=(2, 128, 8)).astype("float32")
+    second += 3.0
+    a, b = keras.Input((8,), name="a"), keras.Input((8,), name="b")
+    hidden = keras.layers.Dense(
+        16, activation="relu", name="hidden", bias_initializer=HALF_DEAD_BIAS
+    )(a)
+    other = keras.layers.Dense(16, name="other")(b)
+    shared = keras.layers.BatchNormalization(name="shared_bn")
+    outputs = [
+        keras.layers.Dense(1, name="next")(shared(hidden)),
+        keras.layers.Dense(1, name="other_next")(shared(other)),
+    ]
+    model = keras.Model([a, b], outputs)
+    model.compile("adam", ["mse", "mse"])
+    model.fit([first, second], [Y[:128], Y[:128]], epochs=2, verbose=0)
+    statistics_before = [np.array(w) for w in shared.get_weights()]
+    predictions = model.predict([first, second], verbose=0)
+
+    sites, window = window_statistics(model, [first, second])
+    site = next(s for s in sites if s.name == "hidden")
+    result = ReviveUnits().apply(model, site, window["hidden"])
+    assert result[0] == 8
+    assert (
+        "moving mean and variance of shared_bn kept (called more than once)"
+        in (result[2])
+    )
+    for before, after in zip(statistics_before, shared.get_weights(), strict=True):
+        np.testing.assert_array_equal(before, after)
+    revived = model.predict([first, second], verbose=0)
+    for old, new in zip(predictions, revived, strict=True):
+        assert np.max(np.abs(new - old)) < 1e-5

@@ -58,7 +58,12 @@ from keras_deadrelu.layer_graph import (
     outgoing_paths,
     output_axis,
 )
-from keras_deadrelu.sites import Site, layer_kind, outputs_its_activation
+from keras_deadrelu.sites import (
+    Site,
+    inbound_nodes,
+    layer_kind,
+    outputs_its_activation,
+)
 from keras_deadrelu.unit_statistics import SiteStatistics
 
 
@@ -393,27 +398,37 @@ def _ftrl_linear(optimizer: Any, variable: Any) -> np.ndarray:
     return -weights * quadratic - np.sign(weights) * l1
 
 
-def _restart_moving_statistics(paths: list[OutgoingPath], units: np.ndarray) -> list:
+def _restart_moving_statistics(
+    site: Site, paths: list[OutgoingPath], units: np.ndarray
+) -> tuple[list[str], list[str]]:
     """Sets the moving mean and variance of the revived channels to 0 and 1
     (a new layer's) in every BatchNormalization on the way to the next
-    weighted layers; returns their names. A dead unit left them at its
+    weighted layers; returns the names of those restarted and of those left
+    as they were because the model calls them more than once (another
+    branch's channels would change with them). A dead unit left them at its
     constant 0 (variance about 0), which in inference would scale the
     revived unit's new values by 1 / sqrt(epsilon) until the momentum caught
     up. Predictions do not change: the outgoing weights are zero."""
-    names = []
+    restarted: list[str] = []
+    shared: list[str] = []
     for path in paths:
         offset = 0
         for layer in path.between:
             if isinstance(layer, keras.layers.Flatten):
                 break
             offset += path.offsets.get(id(layer), 0)
-            if isinstance(layer, keras.layers.BatchNormalization):
-                channels = units + offset
-                _set_entries(layer.moving_mean, 0, channels, 0.0)
-                _set_entries(layer.moving_variance, 0, channels, 1.0)
-                if layer.name not in names:
-                    names.append(layer.name)
-    return names
+            if not isinstance(layer, keras.layers.BatchNormalization):
+                continue
+            if layer.name in restarted or layer.name in shared:
+                continue
+            if len(inbound_nodes(layer, site.graph)) != 1:
+                shared.append(layer.name)
+                continue
+            channels = units + offset
+            _set_entries(layer.moving_mean, 0, channels, 0.0)
+            _set_entries(layer.moving_variance, 0, channels, 1.0)
+            restarted.append(layer.name)
+    return restarted, shared
 
 
 def _reseeded(initializer: Any) -> Any:
@@ -507,14 +522,21 @@ class ReviveUnits(Fix):
             slots += _set_weights(
                 optimizer, consumer.kernel, input_axis(consumer), rows, 0.0
             )
-        normalizations = _restart_moving_statistics(paths, units) if plans else []
+        restarted, shared = (
+            _restart_moving_statistics(site, paths, units) if plans else ([], [])
+        )
         if plans:
             names = ", ".join(sorted({consumer.name for consumer, _, _ in plans}))
             outgoing = f"outgoing weights in {names} zeroed"
-            if normalizations:
+            if restarted:
                 outgoing += (
-                    f"; moving mean and variance of {', '.join(normalizations)} "
+                    f"; moving mean and variance of {', '.join(restarted)} "
                     "restarted at 0 and 1"
+                )
+            if shared:
+                outgoing += (
+                    f"; moving mean and variance of {', '.join(shared)} kept "
+                    "(called more than once)"
                 )
         else:
             outgoing = f"incoming weights only: next weighted layer unknown ({reason})"
