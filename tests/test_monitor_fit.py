@@ -498,6 +498,18 @@ def test_a_site_inside_a_branch_is_named_once_and_left_out():
     assert len(history.history["dead_fraction/hidden"]) == 2
 
 
+def _windows_under_steps_per_execution(tmp_path, dataset, per_execution, freq, **fit):
+    """Fits with `steps_per_execution` and step windows; returns the
+    optimizer's final count and the windows' steps read from disk."""
+    model = small_model()
+    model.compile(keras.optimizers.SGD(0.01), "mse", steps_per_execution=per_execution)
+    monitor = kd.DeadNeuronMonitor(log_dir=str(tmp_path), verbose=0, freq=freq)
+    model.fit(dataset, verbose=0, callbacks=[monitor], **fit)
+    records = read_run(os.path.join(tmp_path, "dead_neurons"))
+    steps = [step for step, _ in scalar_series(records, "dead_fraction/dying")]
+    return int(model.optimizer.iterations.numpy()), steps
+
+
 def test_step_windows_on_data_of_unknown_length_under_steps_per_execution(tmp_path):
     # A filtered dataset has no known length: Keras reports the nominal end
     # of the last, partial execution (batch 11 of 10 steps).
@@ -506,58 +518,41 @@ def test_step_windows_on_data_of_unknown_length_under_steps_per_execution(tmp_pa
         .filter(lambda x, y: True)
         .batch(10)
     )
-    model = small_model()
-    model.compile(keras.optimizers.SGD(0.01), "mse", steps_per_execution=4)
-    monitor = kd.DeadNeuronMonitor(log_dir=str(tmp_path), verbose=0, freq=4)
-    model.fit(dataset, epochs=2, verbose=0, callbacks=[monitor])
-    assert int(model.optimizer.iterations.numpy()) == 20
-    records = read_run(os.path.join(tmp_path, "dead_neurons"))
-    steps = [step for step, _ in scalar_series(records, "dead_fraction/dying")]
+    iterations, steps = _windows_under_steps_per_execution(
+        tmp_path, dataset, per_execution=4, freq=4, epochs=2
+    )
+    assert iterations == 20
     # Windows at 4 and 8; the 2 steps left at the epoch's end carry on.
     assert steps == [4, 8, 14, 18, 20]
 
 
-def test_step_windows_follow_executions_run_past_steps_per_epoch(tmp_path):
-    # Repeated data, steps_per_epoch=5 and steps_per_execution=2: Keras runs
-    # whole executions, 6 steps an epoch, and reports the last batch as 5.
-    dataset = tf.data.Dataset.from_tensor_slices((X, Y)).batch(10).repeat()
-    model = small_model()
-    model.compile(keras.optimizers.SGD(0.01), "mse", steps_per_execution=2)
-    iterations = []
-
-    class Iterations(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            iterations.append(int(self.model.optimizer.iterations.numpy()))
-
-    monitor = kd.DeadNeuronMonitor(log_dir=str(tmp_path), verbose=0, freq=3)
-    model.fit(
+@pytest.mark.parametrize(
+    "batch, per_execution, freq, steps_per_epoch, expected",
+    [
+        # steps_per_epoch=5, steps_per_execution=2: Keras runs whole
+        # executions, 6 steps an epoch, and reports the last batch as 5.
+        # Windows close at the first execution end after 3 steps, labelled
+        # with the optimizer's count (not 7, 10, 15 as the batches say).
+        (10, 2, 3, 5, [4, 8, 12, 16, 18]),
+        # 12 steps an epoch for 10: the last execution's 2 steps past the
+        # epoch's end fill the epoch's third window of 4.
+        (4, 4, 4, 10, list(range(4, 37, 4))),
+    ],
+)
+def test_step_windows_follow_executions_run_past_steps_per_epoch(
+    tmp_path, batch, per_execution, freq, steps_per_epoch, expected
+):
+    dataset = tf.data.Dataset.from_tensor_slices((X, Y)).batch(batch).repeat()
+    iterations, steps = _windows_under_steps_per_execution(
+        tmp_path,
         dataset,
+        per_execution=per_execution,
+        freq=freq,
         epochs=3,
-        steps_per_epoch=5,
-        verbose=0,
-        callbacks=[monitor, Iterations()],
+        steps_per_epoch=steps_per_epoch,
     )
-    assert iterations == [2, 4, 6, 8, 10, 12, 14, 16, 18]
-    records = read_run(os.path.join(tmp_path, "dead_neurons"))
-    steps = [step for step, _ in scalar_series(records, "dead_fraction/dying")]
-    # Windows close at the first execution end after 3 steps, labelled with
-    # the optimizer's count (not 7, 10, 15 as the batch indices would say).
-    assert steps == [4, 8, 12, 16, 18]
-
-
-def test_steps_run_past_an_epoch_can_fill_a_window_at_its_end(tmp_path):
-    # freq=4, steps_per_execution=4, steps_per_epoch=10 on repeated data:
-    # each epoch runs 12 steps (3 whole executions); the last execution's 2
-    # steps past the epoch's end fill the third window of the epoch.
-    dataset = tf.data.Dataset.from_tensor_slices((X, Y)).batch(4).repeat()
-    model = small_model()
-    model.compile(keras.optimizers.SGD(0.01), "mse", steps_per_execution=4)
-    monitor = kd.DeadNeuronMonitor(log_dir=str(tmp_path), verbose=0, freq=4)
-    model.fit(dataset, epochs=3, steps_per_epoch=10, verbose=0, callbacks=[monitor])
-    assert int(model.optimizer.iterations.numpy()) == 36
-    records = read_run(os.path.join(tmp_path, "dead_neurons"))
-    steps = [step for step, _ in scalar_series(records, "dead_fraction/dying")]
-    assert steps == list(range(4, 37, 4))
+    assert iterations == expected[-1]
+    assert steps == expected
 
 
 class _GraphConv(keras.layers.Layer):
