@@ -62,6 +62,7 @@ import tensorflow as tf
 
 from keras_deadrelu import native_unit_sums
 from keras_deadrelu._xla import compiled_by_xla
+from keras_deadrelu.backward_counting import BackwardSums
 from keras_deadrelu.sites import Site, layer_kind, outputs_its_activation
 from keras_deadrelu.threshold_alerts import DeadNeuronWarning
 from keras_deadrelu.unit_statistics import UnitCounters
@@ -144,7 +145,8 @@ class _PendingSite:
     has a kernel. `output_ref` is the ref of the site's output tensor as the
     layer returned it. `sample`, where the positive count is sampled, is the
     batch's first sample, shaped like `matrix` (rows of units) or like the
-    values.
+    values. `backward`, for a plain ReLU site counted in the backward pass
+    (:mod:`keras_deadrelu.backward_counting`), receives its sums there.
     """
 
     layout: _SiteLayout
@@ -158,6 +160,13 @@ class _PendingSite:
     values: tf.Tensor | None = None
     layer_input: tf.Tensor | None = None
     sample: tf.Tensor | None = None
+    backward: BackwardSums | None = None
+
+    @property
+    def backward_sums(self) -> tf.Tensor | None:
+        """The site's positive count, sum and rows, taken by its ReLU's
+        gradient in this step's backward pass, where they were."""
+        return None if self.backward is None else self.backward.sums
 
     def group_key(self) -> tuple:
         """Sites with equal keys are summed side by side, as one wide matrix:
@@ -181,13 +190,22 @@ class CounterRecorder:
             XLA (see :func:`samples_positive_counts`). Its dead or alive state
             stays exact, from its absolute sum; its firing rate is estimated.
             The monitor's streaming measurement sets it; a probe does not.
+        count_in_backward: whether a plain ReLU site's sums are taken by its
+            gradient, in the training step's backward pass, where that is
+            possible (:mod:`keras_deadrelu.backward_counting`); every value
+            is then counted, at no extra read. The monitor's streaming
+            measurement sets it.
     """
 
     def __init__(
-        self, granularity: str = "channel", sample_positive_counts: bool = False
+        self,
+        granularity: str = "channel",
+        sample_positive_counts: bool = False,
+        count_in_backward: bool = False,
     ):
         self.granularity = granularity
         self.sample_positive_counts = sample_positive_counts
+        self.count_in_backward = count_in_backward
         self._layout: list[_SiteLayout] | None = None
         self._buffer: tf.Variable | None = None
         #: Names of the sites whose output is one of the model's outputs, as
@@ -236,6 +254,19 @@ class CounterRecorder:
             )
         return reduce_axes, unit_shape
 
+    def contiguous_units(self, site: Site, shape: tf.TensorShape) -> int | None:
+        """The number of units of `site`'s outputs of `shape` when they are
+        contiguous at the end (a (values, units) matrix), else None."""
+        if shape.rank is None or shape.rank < 2:
+            return None
+        try:
+            reduce_axes, unit_shape = self._reduce_axes_and_unit_shape(site, shape)
+        except ValueError:
+            return None
+        if reduce_axes not in (list(range(shape.rank - 1)), [0]):
+            return None
+        return int(np.prod(unit_shape))
+
     def start_step(self) -> None:
         """Begins collecting the sums of one step (at trace time)."""
         self._pending = []
@@ -277,13 +308,21 @@ class CounterRecorder:
             if entry.output_ref in returned:
                 self.output_site_names.add(entry.layout.name)
 
-    def record(self, site: Site, outputs, layer_input=None) -> None:
+    def record(
+        self,
+        site: Site,
+        outputs,
+        layer_input=None,
+        backward: BackwardSums | None = None,
+    ) -> None:
         """Notes one batch of `site`'s outputs, reduced to per-unit sums at the
         end of the step (or here, for units not contiguous at the end).
 
         `layer_input`, when given (the input of a layer with a kernel), adds
         its sum of squares, from which the diagnosis estimates the spread of
-        the pre-activations. Outside a step, the sums are added at once.
+        the pre-activations. `backward`, when its sums are taken by the
+        site's gradient, stands in for reading the outputs. Outside a step,
+        the sums are added at once.
         """
         if self._pending is None:
             self.start_step()
@@ -326,7 +365,7 @@ class CounterRecorder:
             may_sample,
         )
         terms = _per_unit_terms(kind, never_negative)
-        entry = _PendingSite(layout, terms, output.ref())
+        entry = _PendingSite(layout, terms, output.ref(), backward=backward)
         if layer_input is not None:
             entry.layer_input = tf.convert_to_tensor(layer_input)
             if not self.sample_positive_counts:
@@ -517,6 +556,8 @@ def _sums_by_tensorflow_ops(pending: list[_PendingSite]) -> tf.Tensor:
     sites are stacked together: a few ops per step rather than a few per
     site.
     """
+    for entry in pending:
+        _take_backward_sums(entry)
     groups: dict[tuple, list[_PendingSite]] = {}
     for entry in pending:
         groups.setdefault(entry.group_key(), []).append(entry)
@@ -556,6 +597,20 @@ def _sums_by_tensorflow_ops(pending: list[_PendingSite]) -> tf.Tensor:
     return tf.cast(tf.gather(tf.concat(vectors, axis=0), order), tf.float64)
 
 
+def _take_backward_sums(entry: _PendingSite) -> None:
+    """Makes a site whose sums its gradient took (in float64: positive
+    count, sum, rows) a site with its sums already taken, alone in its
+    group, for the stock ops."""
+    sums = entry.backward_sums
+    if sums is None:
+        return
+    units = entry.layout.units
+    entry.sums = [tf.cast(sums[: 2 * units], tf.float32)]
+    rows = tf.cast(sums[2 * units :], tf.float32)
+    entry.count = tf.concat([rows, rows], 0) if entry.layout.sampled else rows
+    entry.batch_source = None
+
+
 def _sums_by_native_op(pending: list[_PendingSite]) -> tf.Tensor | None:
     """A step's sums in the buffer's layout, from the compiled op of
     :mod:`keras_deadrelu.native_unit_sums`: one pass over each site's
@@ -568,7 +623,7 @@ def _sums_by_native_op(pending: list[_PendingSite]) -> tf.Tensor | None:
     op = native_unit_sums.unit_sums_op()
     if op is None:
         return None
-    layer_inputs, input_of = [], []
+    layer_inputs, input_of, precomputed = [], [], []
     for entry in pending:
         if entry.layer_input is None:
             input_of.append(-1)
@@ -578,13 +633,24 @@ def _sums_by_native_op(pending: list[_PendingSite]) -> tf.Tensor | None:
             layer_input = tf.cast(layer_input[:1], tf.float32)
         input_of.append(len(layer_inputs))
         layer_inputs.append(layer_input)
+    precomputed_of = []
+    for entry in pending:
+        sums = entry.backward_sums
+        precomputed_of.append(-1 if sums is None else len(precomputed))
+        if sums is not None:
+            precomputed.append(sums)
     return op(
-        values=[entry.values for entry in pending],
+        values=[entry.values for entry in pending if entry.backward_sums is None],
         layer_inputs=layer_inputs,
+        precomputed=precomputed,
+        precomputed_of=precomputed_of,
         units=[entry.layout.units for entry in pending],
         moments=[entry.layout.moments for entry in pending],
         count_slot=[entry.layout.sampled for entry in pending],
-        first_sample_only=[entry.sample is not None for entry in pending],
+        first_sample_only=[
+            entry.sample is not None and entry.backward_sums is None
+            for entry in pending
+        ],
         input_of=input_of,
     )
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import keras
 
+from keras_deadrelu import backward_counting
 from keras_deadrelu.counters import CounterRecorder
 from keras_deadrelu.sites import Site
 
@@ -143,17 +144,35 @@ def _recording_call(
     ``fit``), each wrapper counts for its own measurement only.
     """
     layer = site.layer
+    plain_relu = backward_counting.applies_to(site)
 
     @functools.wraps(original_call)
     def call(*args, **kwargs):
-        outputs = original_call(*args, **kwargs)
         active = active_recorder()
-        if active is None or _is_symbolic(outputs):
-            return outputs
-        if recorder is not None and active is not recorder:
+        ours = active is not None and (recorder is None or active is recorder)
+        holder = None
+        if (
+            ours
+            and plain_relu
+            and active.count_in_backward
+            and args
+            and not _is_symbolic(args[0])
+            and backward_counting.in_use()
+        ):
+            # The ReLU's gradient takes the site's sums (no extra read).
+            with backward_counting.counting(
+                site, functools.partial(active.contiguous_units, site)
+            ) as (holder, replacement):
+                if replacement is not None and len(args) == 1 and not kwargs:
+                    outputs = replacement(args[0])
+                else:
+                    outputs = original_call(*args, **kwargs)
+        else:
+            outputs = original_call(*args, **kwargs)
+        if not ours or _is_symbolic(outputs):
             return outputs
         layer_input = args[0] if args and hasattr(layer, "kernel") else None
-        active.record(site, outputs, layer_input)
+        active.record(site, outputs, layer_input, backward=holder)
         return outputs
 
     call.__deadrelu_original__ = original_call

@@ -60,8 +60,12 @@ class SiteMeasurement:
         # Streaming, a ReLU conv site's firing rate is estimated from the
         # first sample of each batch on a CPU without XLA (its dead units
         # stay exact): counting every value costs more than the step allows.
+        # A plain ReLU site's sums are taken by its gradient, in the
+        # backward pass the step runs anyway, where that is possible.
         self.recorder = CounterRecorder(
-            granularity, sample_positive_counts=self.streaming
+            granularity,
+            sample_positive_counts=self.streaming,
+            count_in_backward=self.streaming,
         )
         self.instrumentation = Instrumentation(
             model,

@@ -1,10 +1,14 @@
-"""The compiled op that takes a streaming step's per-unit sums in one pass.
+"""The compiled ops that take a streaming step's per-unit sums in one pass.
 
 On a CPU without XLA, TensorFlow dispatches every op of a training step on
 its own, and a monitor built from stock ops (a comparison, matrix products,
 concats, a gather) added 4-9% to a small MLP's step on a 2-core machine. The
 op in ``native/unit_sums.cc`` reads every site's outputs once and writes the
 monitor's numbers in its buffer's layout, so a monitored step gains two ops.
+For a plain ReLU site the values are not even read once more: the op in
+``native/relu_grad_unit_sums.cc`` takes the ReLU's gradient in the step's
+backward pass (as TensorFlow's ``ReluGrad`` does) and the site's sums from
+the values that pass reads anyway (:mod:`keras_deadrelu.backward_counting`).
 
 It is compiled once, against the installed TensorFlow's headers, with the
 C++ compiler named by ``$CXX`` (it may carry arguments, as ``ccache g++``),
@@ -40,8 +44,11 @@ from pathlib import Path
 
 import tensorflow as tf
 
-#: The op's C++ source, shipped in the package.
-SOURCE = Path(__file__).with_name("native") / "unit_sums.cc"
+#: The ops' C++ sources, shipped in the package, built into one library.
+SOURCES = (
+    Path(__file__).with_name("native") / "unit_sums.cc",
+    Path(__file__).with_name("native") / "relu_grad_unit_sums.cc",
+)
 #: Set to ``0`` (or ``false``, ``off``, ``no``) to use stock TensorFlow ops.
 ENABLE_VARIABLE = "KERAS_DEADRELU_NATIVE"
 #: Where compiled ops are kept, when set.
@@ -132,7 +139,7 @@ def _build_command(
         "-DNDEBUG",
         *machine_flags,
         "-w",
-        str(SOURCE),
+        *(str(source) for source in SOURCES),
         "-o",
         str(output),
         *tf.sysconfig.get_compile_flags(),
@@ -146,7 +153,8 @@ def library_path(cxx: list[str]) -> Path:
     (the build targets its instruction sets) and the
     build command (with TensorFlow's include and library folders)."""
     key = hashlib.sha256()
-    key.update(SOURCE.read_bytes())
+    for source in SOURCES:
+        key.update(source.read_bytes())
     key.update(tf.__version__.encode())
     key.update(" ".join(_build_command(cxx, Path("out"))).encode())
     key.update(_machine_identity())
@@ -195,8 +203,9 @@ def _load() -> tuple[object | None, str]:
     cxx = compiler()
     if cxx is None:
         return None, "no C++ compiler on the PATH (install one, or set $CXX)"
-    if not SOURCE.is_file():
-        return None, f"its source {SOURCE} is missing"
+    missing = [str(source) for source in SOURCES if not source.is_file()]
+    if missing:
+        return None, f"its source {', '.join(missing)} is missing"
     try:
         target = library_path(cxx)
         if target.is_file():
@@ -238,6 +247,15 @@ def unit_sums_op():
     if not availability()[0]:
         return None
     return _loaded["module"].keras_deadrelu_unit_sums
+
+
+def relu_grad_unit_sums_op():
+    """The wrapper of ``KerasDeadreluReluGradUnitSums`` (a ReLU's gradient
+    and its per-unit sums in one pass), or None where the compiled ops are
+    turned off or cannot be built or loaded."""
+    if not availability()[0]:
+        return None
+    return _loaded["module"].keras_deadrelu_relu_grad_unit_sums
 
 
 def prepare() -> None:

@@ -16,8 +16,20 @@ from keras_deadrelu import native_unit_sums
 
 @pytest.fixture
 def unit_sums(counter_op):
-    """The compiled op's Python wrapper (see conftest's `counter_op`)."""
-    return counter_op
+    """The compiled op's Python wrapper (see conftest's `counter_op`), every
+    site read from `values` unless `precomputed_of` says otherwise."""
+
+    def call(*, values, precomputed=(), precomputed_of=None, **attributes):
+        if precomputed_of is None:
+            precomputed_of = [-1] * len(values)
+        return counter_op(
+            values=values,
+            precomputed=list(precomputed),
+            precomputed_of=precomputed_of,
+            **attributes,
+        )
+
+    return call
 
 
 def _expected(values, units, moments, count_slot, first_sample_only, layer_input):

@@ -10,7 +10,12 @@
 //
 // Inputs: `values`, each site's outputs (float32, rank >= 1), seen as a
 // (rows, units) matrix (units contiguous at the end); `layer_inputs`, the
-// inputs of the layers with a kernel that feed some sites.
+// inputs of the layers with a kernel that feed some sites; `precomputed`,
+// the per-unit sums of the sites whose values were already read elsewhere
+// (by KerasDeadreluReluGradUnitSums, in the step's backward pass): positive
+// count (units), absolute sum (units), rows. Site i takes the next tensor of
+// `values` when precomputed_of[i] is -1, else precomputed[precomputed_of[i]]
+// (no moments; its positive count was taken over every row).
 // Output, float64, site after site:
 //   positive count (units), absolute sum (units),
 //   [value sum (units), square sum (units)]        if moments
@@ -53,6 +58,7 @@ struct SiteSpec {
   bool count_slot;
   bool first_sample_only;
   int64_t input_of;
+  int64_t precomputed_of;
 
   int64_t Size() const {
     return units * (moments ? 4 : 2) + 1 + (count_slot ? 1 : 0) +
@@ -64,15 +70,22 @@ absl::Status ReadSpecs(const std::vector<int64_t>& units,
                        const std::vector<bool>& moments,
                        const std::vector<bool>& count_slot,
                        const std::vector<bool>& first_sample_only,
-                       const std::vector<int64_t>& input_of, int64_t n,
-                       int64_t m, std::vector<SiteSpec>* specs) {
+                       const std::vector<int64_t>& input_of,
+                       const std::vector<int64_t>& precomputed_of, int64_t n,
+                       int64_t m, int64_t k, std::vector<SiteSpec>* specs) {
   const size_t sites = units.size();
-  if (static_cast<int64_t>(sites) != n || moments.size() != sites ||
-      count_slot.size() != sites || first_sample_only.size() != sites ||
-      input_of.size() != sites) {
+  if (moments.size() != sites || count_slot.size() != sites ||
+      first_sample_only.size() != sites || input_of.size() != sites ||
+      precomputed_of.size() != sites) {
     return absl::InvalidArgumentError(
         "KerasDeadreluUnitSums: every attribute list needs one entry per "
-        "value tensor");
+        "site");
+  }
+  if (static_cast<int64_t>(std::count(precomputed_of.begin(),
+                                      precomputed_of.end(), -1)) != n) {
+    return absl::InvalidArgumentError(
+        "KerasDeadreluUnitSums: one value tensor is needed per site not "
+        "precomputed");
   }
   for (size_t i = 0; i < sites; ++i) {
     if (units[i] < 1) {
@@ -82,9 +95,16 @@ absl::Status ReadSpecs(const std::vector<int64_t>& units,
       return absl::InvalidArgumentError(
           "KerasDeadreluUnitSums: input_of names a missing layer input");
     }
+    if (precomputed_of[i] < -1 || precomputed_of[i] >= k ||
+        (precomputed_of[i] >= 0 && moments[i])) {
+      return absl::InvalidArgumentError(
+          "KerasDeadreluUnitSums: precomputed_of names a missing precomputed "
+          "tensor, or a site with moments");
+    }
     specs->push_back({units[i], static_cast<bool>(moments[i]),
                       static_cast<bool>(count_slot[i]),
-                      static_cast<bool>(first_sample_only[i]), input_of[i]});
+                      static_cast<bool>(first_sample_only[i]), input_of[i],
+                      precomputed_of[i]});
   }
   return absl::OkStatus();
 }
@@ -141,26 +161,30 @@ void AddRowsInBlocks(bool count, bool moments, const float* values,
 class UnitSumsOp : public OpKernel {
  public:
   explicit UnitSumsOp(OpKernelConstruction* context) : OpKernel(context) {
-    std::vector<int64_t> units, input_of;
+    std::vector<int64_t> units, input_of, precomputed_of;
     std::vector<bool> moments, count_slot, first_sample_only;
-    int64_t n = 0, m = 0;
+    int64_t n = 0, m = 0, k = 0;
     OP_REQUIRES_OK(context, context->GetAttr("units", &units));
     OP_REQUIRES_OK(context, context->GetAttr("moments", &moments));
     OP_REQUIRES_OK(context, context->GetAttr("count_slot", &count_slot));
     OP_REQUIRES_OK(context,
                    context->GetAttr("first_sample_only", &first_sample_only));
     OP_REQUIRES_OK(context, context->GetAttr("input_of", &input_of));
+    OP_REQUIRES_OK(context,
+                   context->GetAttr("precomputed_of", &precomputed_of));
     OP_REQUIRES_OK(context, context->GetAttr("N", &n));
     OP_REQUIRES_OK(context, context->GetAttr("M", &m));
+    OP_REQUIRES_OK(context, context->GetAttr("K", &k));
     OP_REQUIRES_OK(context, ReadSpecs(units, moments, count_slot,
-                                      first_sample_only, input_of, n, m,
-                                      &specs_));
+                                      first_sample_only, input_of,
+                                      precomputed_of, n, m, k, &specs_));
   }
 
   void Compute(OpKernelContext* context) override {
-    tensorflow::OpInputList values, layer_inputs;
+    tensorflow::OpInputList values, layer_inputs, precomputed;
     OP_REQUIRES_OK(context, context->input_list("values", &values));
     OP_REQUIRES_OK(context, context->input_list("layer_inputs", &layer_inputs));
+    OP_REQUIRES_OK(context, context->input_list("precomputed", &precomputed));
     int64_t total = 0;
     for (const SiteSpec& spec : specs_) total += spec.Size();
     Tensor* output = nullptr;
@@ -168,9 +192,22 @@ class UnitSumsOp : public OpKernel {
                                                      &output));
     double* out = output->flat<double>().data();
     auto* workers = context->device()->tensorflow_cpu_worker_threads();
+    int next_value = 0;
     for (size_t i = 0; i < specs_.size(); ++i) {
       const SiteSpec& spec = specs_[i];
-      const Tensor& tensor = values[i];
+      if (spec.precomputed_of >= 0) {
+        const Tensor& block = precomputed[spec.precomputed_of];
+        OP_REQUIRES(context, block.NumElements() == 2 * spec.units + 1,
+                    absl::InvalidArgumentError(
+                        "KerasDeadreluUnitSums: a precomputed tensor's size "
+                        "is not 2 * units + 1"));
+        const double* numbers = block.flat<double>().data();
+        out = std::copy(numbers, numbers + 2 * spec.units + 1, out);
+        if (spec.count_slot) *out++ = numbers[2 * spec.units];
+        out = AddInputTerms(spec, layer_inputs, out);
+        continue;
+      }
+      const Tensor& tensor = values[next_value++];
       OP_REQUIRES(context, tensor.dims() >= 1,
                   absl::InvalidArgumentError(
                       "KerasDeadreluUnitSums: a site's values need a batch "
@@ -247,52 +284,68 @@ class UnitSumsOp : public OpKernel {
       out = std::copy(sums.begin(), sums.end(), out);
       *out++ = static_cast<double>(rows);
       if (spec.count_slot) *out++ = static_cast<double>(counted);
-      if (spec.input_of >= 0) {
-        const Tensor& input = layer_inputs[spec.input_of];
-        const int64_t input_batch = input.dims() >= 1 ? input.dim_size(0) : 0;
-        const int64_t sample_size =
-            input_batch > 0 ? input.NumElements() / input_batch : 0;
-        const float* sample = input.flat<float>().data();
-        double square_sum = 0.0;
-        for (int64_t j = 0; j < sample_size; ++j) {
-          square_sum += static_cast<double>(sample[j]) * sample[j];
-        }
-        *out++ = 0.5 * square_sum;
-        *out++ = static_cast<double>(sample_size);
-      }
+      out = AddInputTerms(spec, layer_inputs, out);
     }
   }
 
  private:
+  // Writes half the sum of squares of the first sample of the site's layer
+  // input, and that sample's size, where the site has one; returns the next
+  // place to write.
+  static double* AddInputTerms(const SiteSpec& spec,
+                               const tensorflow::OpInputList& layer_inputs,
+                               double* out) {
+    if (spec.input_of < 0) return out;
+    const Tensor& input = layer_inputs[spec.input_of];
+    const int64_t input_batch = input.dims() >= 1 ? input.dim_size(0) : 0;
+    const int64_t sample_size =
+        input_batch > 0 ? input.NumElements() / input_batch : 0;
+    const float* sample = input.flat<float>().data();
+    double square_sum = 0.0;
+    for (int64_t j = 0; j < sample_size; ++j) {
+      square_sum += static_cast<double>(sample[j]) * sample[j];
+    }
+    *out++ = 0.5 * square_sum;
+    *out++ = static_cast<double>(sample_size);
+    return out;
+  }
+
+
   std::vector<SiteSpec> specs_;
 };
 
 REGISTER_OP("KerasDeadreluUnitSums")
     .Input("values: N * float")
     .Input("layer_inputs: M * float")
-    .Attr("N: int >= 1")
+    .Input("precomputed: K * double")
+    .Attr("N: int >= 0")
     .Attr("M: int >= 0")
+    .Attr("K: int >= 0")
     .Attr("units: list(int)")
     .Attr("moments: list(bool)")
     .Attr("count_slot: list(bool)")
     .Attr("first_sample_only: list(bool)")
     .Attr("input_of: list(int)")
+    .Attr("precomputed_of: list(int)")
     .Output("sums: double")
     .SetShapeFn([](tensorflow::shape_inference::InferenceContext* context) {
-      std::vector<int64_t> units, input_of;
+      std::vector<int64_t> units, input_of, precomputed_of;
       std::vector<bool> moments, count_slot, first_sample_only;
-      int64_t n = 0, m = 0;
+      int64_t n = 0, m = 0, k = 0;
       TF_RETURN_IF_ERROR(context->GetAttr("units", &units));
       TF_RETURN_IF_ERROR(context->GetAttr("moments", &moments));
       TF_RETURN_IF_ERROR(context->GetAttr("count_slot", &count_slot));
       TF_RETURN_IF_ERROR(
           context->GetAttr("first_sample_only", &first_sample_only));
       TF_RETURN_IF_ERROR(context->GetAttr("input_of", &input_of));
+      TF_RETURN_IF_ERROR(context->GetAttr("precomputed_of", &precomputed_of));
       TF_RETURN_IF_ERROR(context->GetAttr("N", &n));
       TF_RETURN_IF_ERROR(context->GetAttr("M", &m));
+      TF_RETURN_IF_ERROR(context->GetAttr("K", &k));
       std::vector<SiteSpec> specs;
       TF_RETURN_IF_ERROR(ReadSpecs(units, moments, count_slot,
-                                   first_sample_only, input_of, n, m, &specs));
+                                   first_sample_only, input_of,
+                                   precomputed_of, n, m, k, &specs));
       int64_t total = 0;
       for (const SiteSpec& spec : specs) total += spec.Size();
       context->set_output(0, context->Vector(total));
