@@ -135,16 +135,18 @@ def _recording_call(
     The layer's own computation is left alone: in particular the
     pre-activation is never read, since reading it would stop TensorFlow from
     fusing MatMul/Conv + BiasAdd + Relu into one kernel (measured: +11% per
-    epoch on a 4x512 MLP). For a layer with a kernel, the layer's *input* is
-    recorded too (its mean square, for the diagnosis); reading an input does
-    not break any fusion.
+    epoch on a 4x512 MLP). For a plain ReLU site in a training step, the
+    ReLU of this call is one whose gradient also takes the site's sums
+    (:mod:`keras_deadrelu.backward_counting`): the same values and the same
+    gradient, and no extra read of the outputs. For a layer with a kernel,
+    the layer's *input* is recorded too (its mean square, for the
+    diagnosis); reading an input does not break any fusion.
 
     The wrapper records only into its own `recorder`: when two measurements
     hook the same layer (``kd.dead_fractions`` called during a monitored
     ``fit``), each wrapper counts for its own measurement only.
     """
     layer = site.layer
-    plain_relu = backward_counting.applies_to(site)
 
     @functools.wraps(original_call)
     def call(*args, **kwargs):
@@ -153,10 +155,11 @@ def _recording_call(
         holder = None
         if (
             ours
-            and plain_relu
             and active.count_in_backward
             and args
             and not _is_symbolic(args[0])
+            # Asked at every trace: a fix may have made the site leaky.
+            and backward_counting.applies_to(site)
             and backward_counting.in_use()
         ):
             # The ReLU's gradient takes the site's sums (no extra read).

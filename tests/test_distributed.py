@@ -80,6 +80,8 @@ def _per_replica_counters(kd_measurement, recorder_log):
                     shares.append(recorder.read())
             finally:
                 recorder._buffer = buffer
+        elif buffer is not None:  # one device: its counters as they are
+            shares.append(recorder.read())
         recorder_log.append((type(buffer).__name__, shares))
         return original(self)
 
@@ -141,6 +143,15 @@ def _streaming(tf, keras, kd, strategy, rng, results, freq, recorder_log):
     single_monitor = kd.DeadNeuronMonitor(log_dir=None, verbose=0, freq=freq)
     single.fit(x, y, callbacks=[single_monitor], **fit_arguments)
     _site_results(f"{prefix}/single", single_monitor.last_window, results)
+    # Without a strategy, the conv's ReLU gradient counts every value where
+    # the compiled ops are in use (keras_deadrelu.backward_counting).
+    (single_share,) = recorder_log[-1][1]
+    results[f"{prefix}/single/sampled"] = (
+        single_share["conv"].positive_sample is not None
+    )
+    results[f"{prefix}/single/expect_sampled"] = bool(
+        results[f"{prefix}/expect_sampled"]
+    ) and (kd.native_unit_sums.relu_grad_unit_sums_op() is None)
 
 
 def _hidden_model(keras, rng, dead_units, kernel_scale=0.3):
@@ -383,6 +394,8 @@ def test_streaming_counts_add_up_across_replicas(results, name):
     assert str(found["buffer_type"]) == "SyncOnReadVariable"
     sampled = bool(found["sampled"])
     assert sampled == bool(found["expect_sampled"])
+    single_sampled = bool(found["single/sampled"])
+    assert single_sampled == bool(found["single/expect_sampled"])
     dead_total = units_total = 0
     for site, activations in expected.items():
         fired = per_channel(activations) > 0
@@ -393,11 +406,12 @@ def test_streaming_counts_add_up_across_replicas(results, name):
             expected_firing_rate(site, activations, 2, sampled),
         )
         # The same dead units as one device running the same weights and
-        # data (whose sampled firing rates take other first samples).
+        # data (whose sampled firing rates take other first samples, where
+        # they are sampled).
         np.testing.assert_array_equal(found[f"single/{site}/dead"], reference_dead)
         np.testing.assert_allclose(
             found[f"single/{site}/firing_rate"],
-            expected_firing_rate(site, activations, 1, sampled),
+            expected_firing_rate(site, activations, 1, single_sampled),
         )
         # Each replica counted its own share of every batch; the shares add up.
         shares = found[f"{site}/replica_positive_counts"]

@@ -55,12 +55,18 @@ void PassRows(const float* __restrict__ gradients,
       const float* __restrict__ value = features + r * width;
       const float* __restrict__ gradient = gradients + r * width;
       float* __restrict__ backprop = backprops + r * width;
+      // No dependence between values: `backprops` may be `gradients` itself
+      // (the input's buffer forwarded), read and written at the same place;
+      // without the pragma GCC checks for overlap at run time, finds it,
+      // and takes the scalar loop (4x slower, measured).
+#pragma GCC ivdep
       for (int64_t u = 0; u < width; ++u) {
         const float x = value[u];
-        const bool positive = x > 0.0f;
+        // 1 where x > 0, else 0 (NaN included): no branch, so it vectorizes.
+        const float fired = static_cast<float>(x > 0.0f);
         // As ReluGrad: a product, so a NaN or inf gradient stays NaN.
-        backprop[u] = gradient[u] * (positive ? 1.0f : 0.0f);
-        count[u] += positive ? 1.0f : 0.0f;
+        backprop[u] = gradient[u] * fired;
+        count[u] += fired;
         sum[u] += x;
       }
     }
