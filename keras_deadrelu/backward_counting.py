@@ -15,7 +15,8 @@ and the gradient is the same, value for value; nothing is changed outside
 the traced train step, so a model saved mid-fit holds none of it.
 
 A plain ReLU site is a Keras layer of Keras's own whose activation is
-``"relu"`` (``Dense``, a convolution, ``Activation("relu")``), or a
+``"relu"``, applied last (``Dense``, ``EinsumDense``, a convolution,
+``Activation("relu")``), or a
 ``keras.layers.ReLU()`` with its default arguments, whose outputs are
 float32 with their units contiguous at the end (channels last). Where the
 step takes no gradient through a site (every layer up to it frozen), or
@@ -44,6 +45,27 @@ from keras_deadrelu.sites import Site, outputs_its_activation
 
 #: Activation functions that compute ``max(x, 0)`` and nothing more.
 _PLAIN_RELUS = (keras.activations.relu, tf.nn.relu)
+#: Keras layers whose ``call`` applies ``self.activation`` once, to what it
+#: returns (a recurrent layer, say, applies its own in a loop).
+_ACTIVATION_LAST_LAYERS = tuple(
+    getattr(keras.layers, name)
+    for name in (
+        "Dense",
+        "EinsumDense",
+        "Conv1D",
+        "Conv2D",
+        "Conv3D",
+        "Conv1DTranspose",
+        "Conv2DTranspose",
+        "Conv3DTranspose",
+        "DepthwiseConv1D",
+        "DepthwiseConv2D",
+        "SeparableConv1D",
+        "SeparableConv2D",
+        "Activation",
+    )
+    if hasattr(keras.layers, name)
+)
 
 
 class BackwardSums:
@@ -83,10 +105,11 @@ def applies_to(site: Site) -> bool:
     layer = site.layer
     if _is_default_relu_layer(layer):
         return True
+    if not isinstance(layer, _ACTIVATION_LAST_LAYERS):
+        return False
     activation = layer.__dict__.get("activation")
-    return any(activation is relu for relu in _PLAIN_RELUS) and outputs_its_activation(
-        layer
-    )
+    plain = any(activation is relu for relu in _PLAIN_RELUS)
+    return plain and outputs_its_activation(layer)
 
 
 def in_use() -> bool:

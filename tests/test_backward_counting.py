@@ -317,6 +317,7 @@ def test_only_keras_plain_relus_qualify():
         keras.layers.Dense(3, activation=relu),
         keras.layers.Dense(3, activation="relu6"),
         keras.layers.Activation("elu"),
+        keras.layers.SimpleRNN(3, activation="relu"),  # in a loop, not last
         kd.layers.LeakyReLU(),
     ):
         assert not backward_counting.applies_to(Site("s", layer, "relu")), layer
