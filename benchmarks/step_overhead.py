@@ -12,8 +12,10 @@ percent from run to run. This script isolates the per-step cost with much
 less noise: ONE model, four of Keras's train functions traced from it, two
 plain (traced without the monitor) and two traced with the monitor hooked in
 (``on_train_begin``): ``monitor``, as a user gets it (its counters summed by
-the compiled op of ``keras_deadrelu.native_unit_sums`` where it is
-available), and ``stock_ops``, with the op turned off (the fallback), all
+the compiled ops of ``keras_deadrelu.native_unit_sums`` where they are
+available: a plain ReLU site's by its ReLU's gradient, in the backward
+pass, see ``keras_deadrelu.backward_counting``), and ``stock_ops``, with the
+ops turned off (the fallback), all
 fed from one batched, repeated ``tf.data`` iterator. Blocks of ``--block``
 steps of each function run in a fresh random order per round; a block ends
 by reading the iteration count, so its steps have run. Same weights, same
