@@ -78,7 +78,6 @@ class BackwardSums:
         self.sums: tf.Tensor | None = None
 
 
-@tf.RegisterGradient("KerasDeadreluReluGradUnitSums")
 def _relu_grad_unit_sums_gradient(op, grad_backprops, _grad_sums):
     """Second-order gradient, as TensorFlow's for ``ReluGrad``: the incoming
     gradient passed where the features are > 0; none for the features."""
@@ -86,6 +85,11 @@ def _relu_grad_unit_sums_gradient(op, grad_backprops, _grad_sums):
     return tf.raw_ops.ReluGrad(gradients=grad_backprops, features=features), (
         tf.zeros_like(features)
     )
+
+
+# KeyError: the module was reloaded (autoreload); the first one stands.
+with contextlib.suppress(KeyError):
+    tf.RegisterGradient("KerasDeadreluReluGradUnitSums")(_relu_grad_unit_sums_gradient)
 
 
 def _is_default_relu_layer(layer: Any) -> bool:

@@ -321,3 +321,10 @@ def test_only_keras_plain_relus_qualify():
         kd.layers.LeakyReLU(),
     ):
         assert not backward_counting.applies_to(Site("s", layer, "relu")), layer
+
+
+def test_the_module_can_be_reloaded():
+    # Jupyter's autoreload: the gradient's registration must not fail twice.
+    import importlib
+
+    importlib.reload(backward_counting)
