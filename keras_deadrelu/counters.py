@@ -783,6 +783,8 @@ def _batch_source(tensor: tf.Tensor) -> tf.Tensor | None:
         keeps = op.type in _BATCH_KEEPING_OPS
         if keeps or (op.type == "MatMul" and not op.get_attr("transpose_a")):
             tensor = op.inputs[0]
+        elif op.type == "IdentityN":  # a custom gradient's (backward_counting)
+            tensor = op.inputs[tensor.value_index]
         elif op.type in _ELEMENTWISE_BINARY_OPS:
             rank = tensor.shape.rank
             carriers = [

@@ -328,3 +328,26 @@ def test_the_module_can_be_reloaded():
     import importlib
 
     importlib.reload(backward_counting)
+
+
+def test_a_dense_sites_batch_walks_back_through_the_custom_gradient():
+    # Where stock ops sum the step (a channels-first conv site beside), the
+    # Dense sites of one batch are still put side by side: the walk to their
+    # batch's tensor goes through the custom gradient's IdentityN.
+    from keras_deadrelu.counters import _batch_source
+
+    found = []
+
+    @tf.function
+    def step(x, kernel):
+        @tf.custom_gradient
+        def relu(pre_activation):
+            return tf.nn.relu(pre_activation), lambda upstream: upstream
+
+        outputs = relu(tf.matmul(x, kernel))
+        assert outputs.op.type == "IdentityN"
+        found.append(_batch_source(outputs) is x)
+        return outputs
+
+    step.get_concrete_function(tf.TensorSpec([None, 3]), tf.TensorSpec([3, 4]))
+    assert found == [True]
