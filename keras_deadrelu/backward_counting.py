@@ -18,8 +18,9 @@ A plain ReLU site is a Keras layer of Keras's own whose activation is
 ``"relu"``, applied last (``Dense``, ``EinsumDense``, a convolution,
 ``Activation("relu")``), or a
 ``keras.layers.ReLU()`` with its default arguments, whose outputs are
-float32 with their units contiguous at the end (channels last). Where the
-step takes no gradient through a site (every layer up to it frozen), or
+float32 with their units contiguous at the end (channels last, or any
+layout with ``granularity="unit"``). Where the step takes no gradient
+through a site (a ReLU of the model's input, with no weight before it), or
 takes it in another graph (inside a loop), its sums come from its values,
 as for every other site.
 
