@@ -29,3 +29,14 @@ def compiled_by_xla() -> bool:
     except (ImportError, AttributeError):  # pragma: no cover - a TensorFlow
         return False  # without the helper: assume no XLA (always correct)
     return bool(in_xla_context(tf.compat.v1.get_default_graph()))
+
+
+def fused_by_xla_or_gpu() -> bool:
+    """True where a step traced now has its stock ops fused for it: under
+    XLA, or with a GPU visible (whose kernels the counters leave to
+    TensorFlow). There a CPU-only compiled op would only get in the way."""
+    if compiled_by_xla():
+        return True
+    import tensorflow as tf
+
+    return bool(tf.config.list_logical_devices("GPU"))

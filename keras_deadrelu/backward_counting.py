@@ -42,6 +42,7 @@ import keras
 import tensorflow as tf
 
 from keras_deadrelu import native_unit_sums
+from keras_deadrelu._xla import fused_by_xla_or_gpu
 from keras_deadrelu.sites import Site, outputs_its_activation
 
 #: Activation functions that compute ``max(x, 0)`` and nothing more.
@@ -121,18 +122,14 @@ def in_use() -> bool:
     """Whether a step traced now takes plain ReLU sites' sums in its backward
     pass: in a graph (not eagerly), outside XLA and a distribution strategy,
     with no GPU visible, the compiled ops built and loaded."""
-    from keras_deadrelu.counters import _fused_by_xla_or_gpu
-
     if tf.executing_eagerly() or tf.distribute.has_strategy():
         return False
-    if _fused_by_xla_or_gpu():
+    if fused_by_xla_or_gpu():
         return False
     return native_unit_sums.relu_grad_unit_sums_op() is not None
 
 
-def _counting_relu(
-    units_of: Any, holder: BackwardSums, graph: Any, fallback: Any
-) -> Any:
+def _counting_relu(units_of: Any, holder: BackwardSums, fallback: Any) -> Any:
     """A ReLU whose gradient also takes its per-unit sums into `holder`.
 
     `units_of(shape)` gives the number of units of outputs of that shape, or
@@ -153,7 +150,7 @@ def _counting_relu(
 
             def gradient(upstream):
                 current = tf.compat.v1.get_default_graph()
-                if holder.sums is not None or current is not graph:
+                if holder.sums is not None or current is not holder.graph:
                     # A second gradient of the same call, or one taken in
                     # another graph: plain ReluGrad, nothing counted.
                     return tf.raw_ops.ReluGrad(gradients=upstream, features=features)
@@ -177,12 +174,10 @@ def counting(site: Site, units_of: Any) -> Iterator[tuple[BackwardSums, Any]]:
     layer = site.layer
     holder = BackwardSums(tf.compat.v1.get_default_graph())
     if _is_default_relu_layer(layer):
-        yield holder, _counting_relu(units_of, holder, holder.graph, tf.nn.relu)
+        yield holder, _counting_relu(units_of, holder, tf.nn.relu)
         return
     original = layer.__dict__.get("activation")
-    object.__setattr__(
-        layer, "activation", _counting_relu(units_of, holder, holder.graph, original)
-    )
+    object.__setattr__(layer, "activation", _counting_relu(units_of, holder, original))
     try:
         yield holder, None
     finally:

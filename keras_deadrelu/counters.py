@@ -61,7 +61,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_deadrelu import native_unit_sums
-from keras_deadrelu._xla import compiled_by_xla
+from keras_deadrelu._xla import fused_by_xla_or_gpu as _fused_by_xla_or_gpu
 from keras_deadrelu.backward_counting import BackwardSums
 from keras_deadrelu.sites import Site, layer_kind, outputs_its_activation
 from keras_deadrelu.threshold_alerts import DeadNeuronWarning
@@ -685,10 +685,6 @@ def _row_summer(matrix: tf.Tensor, positions: int = 1):
         return sum_over_samples_then_positions
     ones = tf.ones([1, tf.shape(matrix)[0]], matrix.dtype)
     return lambda tensor: tf.reshape(tf.matmul(ones, tensor), [-1])
-
-
-def _fused_by_xla_or_gpu() -> bool:
-    return compiled_by_xla() or bool(tf.config.list_logical_devices("GPU"))
 
 
 def samples_positive_counts(kind: str | None) -> bool:
