@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -55,6 +56,30 @@ def recording_into(recorder: CounterRecorder) -> Iterator[None]:
 
 def _is_symbolic(outputs: Any) -> bool:
     return isinstance(outputs, keras.KerasTensor)
+
+
+#: The function of TensorFlow's ``tf.recompute_grad`` (which ``keras.remat``
+#: and ``keras.RematScope`` use on TensorFlow) that calls the wrapped layers
+#: again in the backward pass, and the file it lives in.
+_RECOMPUTING_FUNCTION = ("inner_recompute_grad", "custom_gradient.py")
+
+
+def _recomputing() -> bool:
+    """Whether this call is ``tf.recompute_grad`` computing a layer again in
+    the backward pass. The forward call has recorded the same values already
+    (once per input, as for any call), so this one is not recorded again.
+
+    Asked only while a recorder is active, so at trace time (or per call in
+    ``run_eagerly``): it walks the Python stack.
+    """
+    name, file_name = _RECOMPUTING_FUNCTION
+    frame = sys._getframe(1)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == name and code.co_filename.endswith(file_name):
+            return True
+        frame = frame.f_back
+    return False
 
 
 class Instrumentation:
@@ -151,7 +176,11 @@ def _recording_call(
     @functools.wraps(original_call)
     def call(*args, **kwargs):
         active = active_recorder()
-        ours = active is not None and (recorder is None or active is recorder)
+        ours = (
+            active is not None
+            and (recorder is None or active is recorder)
+            and not _recomputing()
+        )
         holder = None
         if (
             ours
@@ -205,7 +234,7 @@ def _recording_input_call(
     def call(*args, **kwargs):
         active = active_recorder()
         ours = active is not None and (recorder is None or active is recorder)
-        if ours and args and not _is_symbolic(args[0]):
+        if ours and args and not _is_symbolic(args[0]) and not _recomputing():
             active.record_input(site, args[0])
         return original_call(*args, **kwargs)
 
