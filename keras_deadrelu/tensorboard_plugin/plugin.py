@@ -200,23 +200,31 @@ class DeadNeuronsPlugin(base_plugin.TBPlugin):
         def answer():
             self._arguments(request, ())
             runs = self._runs(request)
-            # The latest window of each run gives its sites in model order.
+            # The latest window of each run gives its sites in model order and
+            # its last step. (TensorBoard's own last step of the tag counts
+            # windows that a newer fit into the same run superseded; the data
+            # read here leaves them out, as both of its loaders purge them.)
             latest = self._read(request, list(runs), [metadata.SITES_TAG], 1)
             listed = []
             for run, tags in sorted(runs.items()):
+                series = latest.get(run, {}).get(metadata.SITES_TAG, [])
                 try:
                     sites = _decoded(
                         run,
-                        lambda run=run: reader.overview(
-                            run, latest.get(run, {}).get(metadata.SITES_TAG, []), []
-                        )["sites"],
+                        lambda run=run, series=series: reader.overview(run, series, [])[
+                            "sites"
+                        ],
                     )
                 except BadRequest:
                     continue  # one damaged run does not hide the others
+                last_step = max(
+                    (datum.step for datum in series),
+                    default=tags[metadata.SITES_TAG].max_step,
+                )
                 listed.append(
                     {
                         "run": run,
-                        "max_step": int(tags[metadata.SITES_TAG].max_step),
+                        "max_step": int(last_step),
                         "sites": sites,
                         "has_fix_events": metadata.FIX_EVENTS_TAG in tags,
                     }

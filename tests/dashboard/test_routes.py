@@ -74,6 +74,47 @@ def test_runs(client):
     ]
 
 
+def test_runs_give_the_last_step_of_the_newest_fit_into_a_run(tmp_path):
+    """A second, shorter fit into the same run supersedes the first one's
+    windows from its first step on: TensorBoard's own last step of the tag
+    (4) still counts them; the route answers the newer fit's (1)."""
+    import time
+
+    import keras
+
+    import keras_deadrelu as kd
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 4)).astype("float32")
+    for site, epochs in (("first_fit", 5), ("second_fit", 2)):
+        # TensorBoard reads a run's event files in name order, and a name
+        # holds its time in whole seconds: the second fit's files must be of
+        # a later second to be read as the newer ones.
+        time.sleep(1.1)
+        model = keras.Sequential(
+            [
+                keras.Input((4,)),
+                keras.layers.Dense(8, activation="relu", name=site),
+                keras.layers.Dense(1),
+            ]
+        )
+        model.compile("sgd", "mse")
+        monitor = kd.DeadNeuronMonitor(str(tmp_path), run_name="r", verbose=0)
+        model.fit(x, x[:, :1], epochs=epochs, callbacks=[monitor], verbose=0)
+    expected = {
+        "runs": [
+            {
+                "run": "r",
+                "max_step": 1,
+                "sites": [{"name": "second_fit", "kind": "relu", "units": 8}],
+                "has_fix_events": False,
+            }
+        ]
+    }
+    assert get_json(tensorboard_client(tmp_path), "runs") == expected
+    wait_for_json(fast_loading_client(tmp_path), "runs", expected)
+
+
 @pytest.mark.parametrize("run", list(RUNS))
 def test_overview_matches_the_scalars_on_disk(client, logs, run):
     view = get_json(client, f"overview?run={run}")
