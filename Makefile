@@ -33,6 +33,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/layers.py
+	$(PY) benchmarks/leaky_relu_forms.py
 	$(PY) benchmarks/overhead.py
 	$(PY) benchmarks/step_overhead.py
 
