@@ -3,7 +3,8 @@
 Every function here has a finite gradient for every finite input, in float32
 and in float16: none of them evaluates `exp` of a large positive number in a
 branch that a `where` later throws away (that branch's gradient would be
-`inf * 0 = NaN`).
+`inf * 0 = NaN`). Integer and bool inputs are cast to Keras's float type
+(`keras.config.floatx()`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,22 @@ __all__ = ["SELU_ALPHA", "SELU_SCALE", "elu", "leaky_relu", "selu"]
 
 def _is_python_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _float_tensor(x: Any) -> Any:
+    """`x` as a tensor; integer and bool inputs cast to Keras's float type
+    (a slope or scale cast to an integer dtype would round to 0 or 1)."""
+    x = ops.convert_to_tensor(x)
+    if not keras.backend.is_float_dtype(x.dtype):
+        x = ops.cast(x, keras.config.floatx())
+    return x
+
+
+def _check_bool(name: str, value: Any) -> None:
+    """A bool is not a number here (``True`` would be a slope of 1): refused
+    with the argument's name."""
+    if isinstance(value, (bool, np.bool_)):
+        check_number(name, value)  # raises TypeError, naming `name`
 
 
 def elu(x: Any, alpha: Any = 1.0) -> Any:
@@ -65,7 +82,8 @@ def elu(x: Any, alpha: Any = 1.0) -> Any:
 
     - [Clevert et al., 2016](https://arxiv.org/abs/1511.07289)
     """
-    x = ops.convert_to_tensor(x)
+    x = _float_tensor(x)
+    _check_bool("alpha", alpha)
     if _is_python_number(alpha):
         alpha = check_number("alpha", alpha, minimum=0, minimum_inclusive=False)
         if alpha == 1.0:
@@ -126,7 +144,7 @@ def selu(x: Any) -> Any:
 
     - [Klambauer et al., 2017](https://arxiv.org/abs/1706.02515)
     """
-    return ops.selu(ops.convert_to_tensor(x))
+    return ops.selu(_float_tensor(x))
 
 
 def leaky_relu(x: Any, negative_slope: Any) -> Any:
@@ -141,9 +159,11 @@ def leaky_relu(x: Any, negative_slope: Any) -> Any:
 
     With a Python number for `negative_slope` this uses the backend's fused
     kernel (`keras.ops.leaky_relu`). With a tensor (for example a variable
-    that may change between steps) it computes `x * where(x > 0, 1, slope)`:
-    its gradient with respect to `x` is a single multiply, and `slope` at
-    `x = 0`, as in TensorFlow's fused kernel.
+    that may change between steps), or for float64 inputs (TensorFlow's
+    kernel keeps its slope in float32), it computes
+    `x * where(x > 0, 1, slope)`: its gradient with respect to `x` is a
+    single multiply, and `slope` at `x = 0`, as in TensorFlow's fused kernel.
+    Integer and bool inputs are cast to Keras's float type first.
 
     Args:
         x: Input tensor.
@@ -164,9 +184,12 @@ def leaky_relu(x: Any, negative_slope: Any) -> Any:
 
     - [Maas et al., 2013](https://ai.stanford.edu/~amaas/papers/relu_hybrid_icml2013_final.pdf)
     """
-    x = ops.convert_to_tensor(x)
+    x = _float_tensor(x)
+    _check_bool("negative_slope", negative_slope)
     if _is_python_number(negative_slope):
         negative_slope = check_number("negative_slope", negative_slope, minimum=0)
-        return ops.leaky_relu(x, negative_slope=negative_slope)
-    slope = ops.cast(negative_slope, x.dtype)
+        if keras.backend.standardize_dtype(x.dtype) != "float64":
+            return ops.leaky_relu(x, negative_slope=negative_slope)
+        # TensorFlow's fused kernel holds its slope in float32.
+    slope = _as_dtype(negative_slope, x.dtype)
     return x * ops.where(x > 0, ops.cast(1, x.dtype), slope)

@@ -119,6 +119,10 @@ class LeakyReLU(keras.layers.Layer):
             # as well as the kernel; elsewhere a branch would cost a sync.
             return activations.leaky_relu(inputs, slope)
         traced_slope = self._slope_at_trace_time()
+        if traced_slope is None:
+            # The slope is a tensor of the trace itself (`stateless_call`):
+            # no value to specialize on.
+            return activations.leaky_relu(inputs, slope)
         # The traced slope is a constant of this trace; the weight may change
         # after tracing. Compared in the dtype the weight is read in here (the
         # compute dtype under a mixed policy), where both forms compute alike.
@@ -129,16 +133,20 @@ class LeakyReLU(keras.layers.Layer):
             lambda: activations.leaky_relu(inputs, slope),
         )
 
-    def _slope_at_trace_time(self) -> float:
+    def _slope_at_trace_time(self) -> float | None:
         """The weight's value now, read eagerly even inside a trace
-        (TensorFlow), however it was set: setter, load, assign."""
+        (TensorFlow), however it was set: setter, load, assign. None when the
+        value is a tensor of the trace (``model.stateless_call`` passes the
+        weights' values in)."""
         import tensorflow as tf
 
         with tf.init_scope():
+            value = self.negative_slope_variable.value
+            if tf.is_symbolic_tensor(value):
+                return None
             # Read as float32: under a mixed policy the read is autocast, and
             # NumPy cannot take a bfloat16 tensor.
-            value = ops.cast(self.negative_slope_variable.value, "float32")
-            value = ops.convert_to_numpy(value)
+            value = ops.convert_to_numpy(ops.cast(value, "float32"))
         if value.size != 1:
             # Built in this very trace (a first call inside a tf.function):
             # the weight is not initialized yet, and holds the initial slope.

@@ -45,6 +45,23 @@ def _normalize_shared_axes(shared_axes: Any) -> None | str | list[int]:
     return sorted({int(axis) for axis in axes})
 
 
+def _keras_object(name: str, get: Any, value: Any) -> Any:
+    """``get(value)`` (``keras.initializers.get`` and the like), its error
+    naming the argument and the value."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(
+            f"Argument `{name}` must be a Keras object or its name. "
+            f"Received: {name}={value!r}"
+        )
+    try:
+        return get(value)
+    except (ValueError, TypeError) as error:
+        raise ValueError(
+            f"Argument `{name}` could not be interpreted ({error}). "
+            f"Received: {name}={value!r}"
+        ) from error
+
+
 def _check_initial_slope(initializer: Any) -> Any:
     """Turns a number into `Constant` and checks constant slopes are finite, >= 0."""
     if isinstance(initializer, numbers.Real) and not isinstance(initializer, bool):
@@ -52,7 +69,9 @@ def _check_initial_slope(initializer: Any) -> Any:
         # A NumPy float64 (a float, for the config): a Python float would be
         # made a float32 tensor first, and a float64 slope would start rounded.
         return keras.initializers.Constant(np.float64(value))
-    initializer = keras.initializers.get(initializer)
+    initializer = _keras_object(
+        "alpha_initializer", keras.initializers.get, initializer
+    )
     if isinstance(initializer, keras.initializers.Constant):
         value = initializer.get_config().get("value")
         if isinstance(value, numbers.Real):
@@ -126,26 +145,36 @@ class PReLU(keras.layers.Layer):
         if alpha_initializer is None:
             alpha_initializer = keras.initializers.Constant(0.25)
         self.alpha_initializer = _check_initial_slope(alpha_initializer)
-        self.alpha_regularizer = keras.regularizers.get(alpha_regularizer)
-        self.alpha_constraint = keras.constraints.get(alpha_constraint)
+        self.alpha_regularizer = _keras_object(
+            "alpha_regularizer", keras.regularizers.get, alpha_regularizer
+        )
+        self.alpha_constraint = _keras_object(
+            "alpha_constraint", keras.constraints.get, alpha_constraint
+        )
         self.shared_axes = _normalize_shared_axes(shared_axes)
         self.supports_masking = True
 
     def _slope_shape(self, input_shape: tuple) -> tuple[int, ...]:
         ndim = len(input_shape)
+        if self.shared_axes not in (None, _ALL) and any(
+            axis >= ndim for axis in self.shared_axes
+        ):
+            allowed = (
+                f"hold axes in 1..{ndim - 1}"
+                if ndim > 1
+                else "be None or 'all' (no axis but the batch axis)"
+            )
+            raise ValueError(
+                f"Argument `shared_axes` must {allowed} for inputs of rank "
+                f"{ndim} (shape {tuple(input_shape)}). "
+                f"Received: shared_axes={self.shared_axes!r}"
+            )
         if self.shared_axes == _ALL or ndim < 2:
             return ()
         if self.shared_axes is None:
             kept_axes = [ndim - 1]
             shape = (input_shape[-1],)
         else:
-            too_big = [axis for axis in self.shared_axes if axis >= ndim]
-            if too_big:
-                raise ValueError(
-                    f"Argument `shared_axes` must hold axes in 1..{ndim - 1} for "
-                    f"inputs of rank {ndim} (shape {tuple(input_shape)}). "
-                    f"Received: shared_axes={self.shared_axes!r}"
-                )
             kept_axes = [i for i in range(1, ndim) if i not in self.shared_axes]
             shape = tuple(
                 1 if i in self.shared_axes else input_shape[i] for i in range(1, ndim)

@@ -82,6 +82,27 @@ def test_shared_axes_out_of_range_is_caught_at_build():
         layer.build((None, 4, 2))
 
 
+@pytest.mark.parametrize("axes", [[1], [3]])
+def test_shared_axes_on_inputs_of_rank_one_are_refused(axes):
+    # Rank 1 has no axis but the batch axis (Keras's PReLU refuses them too).
+    with pytest.raises(ValueError, match=r"rank 1.*Received: shared_axes="):
+        PReLU(shared_axes=axes)(np.ones((2,), "float32"))
+
+
+@pytest.mark.parametrize(
+    "argument, value",
+    [
+        ("alpha_initializer", True),
+        ("alpha_initializer", "no_such_initializer"),
+        ("alpha_regularizer", "no_such_regularizer"),
+        ("alpha_constraint", 3),
+    ],
+)
+def test_keras_objects_that_cannot_be_read_are_named(argument, value):
+    with pytest.raises((TypeError, ValueError), match=rf"`{argument}`.*Received"):
+        PReLU(**{argument: value})
+
+
 def test_unknown_size_of_a_sloped_axis_is_an_error():
     with pytest.raises(ValueError, match="shared_axes"):
         PReLU(shared_axes=[2]).build((None, None, 3))
