@@ -282,6 +282,14 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         self.backup_dir = _check_backup_dir(backup_dir)
 
         self.sites: list[Site] = []
+        self._measurement: SiteMeasurement | None = None
+        self._sink: TensorBoardSink | None = None
+        self._last_fit_model: Any = None  # a weak reference
+        self._start_afresh()
+
+    def _start_afresh(self) -> None:
+        """Sets what the monitor learns of a model over its fits to nothing:
+        its record, alerts, windows and steps (a new monitor's state)."""
         self.events: list[FixEvent] = []
         self.diagnoses: list[tuple[int, str, Diagnosis]] = []
         # The latest crossing message per site, shown with a fix's marker.
@@ -293,8 +301,6 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         self._frozen_warned: set[str] = set()
         self._epoch = 0
         self.last_window: WindowStatistics | None = None
-        self._measurement: SiteMeasurement | None = None
-        self._sink: TensorBoardSink | None = None
         self._alerts = ThresholdAlerts(self.threshold)
         self._next_epoch_step = 0
         self._epoch_step_offset: int | None = None
@@ -310,6 +316,13 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._teardown()
         self._claim_model()
+        last_model = None if self._last_fit_model is None else self._last_fit_model()
+        if last_model is not None and last_model is not self.model:
+            # Reused on another model: nothing learned of the last one holds.
+            self._start_afresh()
+            for fix in self.fixes:
+                fix.forget()
+        self._last_fit_model = weakref.ref(self.model)
         sites = select_sites(find_sites(self.model), self.layers)
         sites = without_shared_activation_sites(sites)
         self.sites = sites

@@ -56,6 +56,10 @@ class Fix:
     def restore(self, model: Any, sites: dict[str, Site], state: dict) -> None:
         """Takes back a :meth:`state` on a model rebuilt after a restart."""
 
+    def forget(self) -> None:
+        """Forgets what it learned of a model: its monitor is now used on
+        another model."""
+
     def get_config(self) -> dict[str, Any]:
         return {"cooldown": self.cooldown}
 

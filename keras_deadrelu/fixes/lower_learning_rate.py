@@ -145,6 +145,12 @@ class LowerLearningRate(Fix):
             self._previous_dead_fraction[site.name] = site.dead_fraction
         self._acted_this_window = False
 
+    def forget(self) -> None:
+        self._acted_for = set()
+        self._acted_this_window = False
+        self._previous_dead_fraction = {}
+        self._model_schedule = None
+
     def state(self) -> dict[str, Any]:
         """Its memory, and a schedule's scale (a float learning rate is an
         optimizer variable: ``BackupAndRestore`` restores it)."""

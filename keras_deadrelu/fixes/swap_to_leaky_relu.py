@@ -146,6 +146,10 @@ class SwapToLeakyReLU(Fix):
             stacklevel=2,
         )
 
+    def forget(self) -> None:
+        self._swapped = {}
+        self._warned_not_saved = False
+
     def state(self) -> dict[str, Any]:
         return {"swapped": dict(self._swapped)}
 
