@@ -73,12 +73,8 @@ class SiteMeasurement:
             train_recorder=self.recorder if self.streaming else None,
             recorder=self.recorder,
         )
-        self._incoming = {
-            site.name: layer
-            for site in self.sites
-            if (layer := incoming_layer(site) or _depthwise_site_layer(site))
-            is not None
-        }
+        self._incoming: dict[str, Any] = {}
+        self.find_incoming_layers()
         self._probe = None
         if probe_batches is not None:
             self._probe = Probe(
@@ -87,6 +83,17 @@ class SiteMeasurement:
                 self.recorder,
                 jit_compile=getattr(model, "jit_compile", False) is True,
             )
+
+    def find_incoming_layers(self) -> None:
+        """Finds the layer whose weights feed each site (for the NaN-weights
+        check). Again once a model that ``fit`` builds is built: before, its
+        layers have no weights."""
+        self._incoming = {
+            site.name: layer
+            for site in self.sites
+            if (layer := incoming_layer(site) or _depthwise_site_layer(site))
+            is not None
+        }
 
     def install(self) -> None:
         """Hooks the sites; in streaming mode the train function is rebuilt.

@@ -357,15 +357,12 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
             _check_static_unit_axes(self.model, sites)
         for fix in self.fixes:
             fix.check_model(self.model)
-            out_of_reach = fix.sites_out_of_reach(sites)
-            if out_of_reach:
-                listed = "; ".join(f"{n} ({why})" for n, why in out_of_reach.items())
-                warnings.warn(
-                    f"DeadNeuronMonitor: fix {fix.name!r} cannot act on these "
-                    f"sites, which it leaves alone: {listed}.",
-                    DeadNeuronWarning,
-                    stacklevel=2,
-                )
+        # A model that `fit` builds (no keras.Input, or a subclassed model not
+        # called yet) has no weights yet: what depends on them is found once
+        # its first step has built it (`_analyse_weights`).
+        self._weights_analysed = False
+        if self.model.built:
+            self._analyse_weights()
         if self.log_dir is not None:
             sink = TensorBoardSink(
                 self.log_dir,
@@ -406,11 +403,6 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
             probe_batches=self._probe_batches,
         )
         self._measurement.install()
-        self._incoming_layers = {
-            site.name: layer
-            for site in sites
-            if (layer := incoming_layer(site)) is not None
-        }
         self._epoch_step_offset = None
         # The rest waits for the first epoch (the offset still None marks
         # it): BackupAndRestore loads weights and the iteration count in its
@@ -435,6 +427,29 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         (the next monitor attached to the model also cleans up).
         """
         self._teardown()
+
+    def _analyse_weights(self) -> None:
+        """What the sites' weights tell, found once the model is built: the
+        layer whose weights feed each site (diagnosis, NaN weights), and the
+        sites each fix cannot act on (named in a warning)."""
+        self._weights_analysed = True
+        self._incoming_layers = {
+            site.name: layer
+            for site in self.sites
+            if (layer := incoming_layer(site)) is not None
+        }
+        if self._measurement is not None:
+            self._measurement.find_incoming_layers()
+        for fix in self.fixes:
+            out_of_reach = fix.sites_out_of_reach(self.sites)
+            if out_of_reach:
+                listed = "; ".join(f"{n} ({why})" for n, why in out_of_reach.items())
+                warnings.warn(
+                    f"DeadNeuronMonitor: fix {fix.name!r} cannot act on these "
+                    f"sites, which it leaves alone: {listed}.",
+                    DeadNeuronWarning,
+                    stacklevel=3,
+                )
 
     def _claim_model(self) -> None:
         """Makes this the model's monitor for this ``fit``; refuses a second
@@ -597,6 +612,9 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         """Closes a window: statistics, TensorBoard, alerts, fixes, and (with
         `backup_dir`) the state a restarted fit restores, before the fixes act
         and after."""
+        if not self._weights_analysed and self.model.built:
+            # Built by its first step: the weights' analysis was put off.
+            self._analyse_weights()
         window = self._measurement.close_window()
         self._steps_in_window = 0
         if self.last_window is None:

@@ -232,6 +232,15 @@ class _LayoutWalk:
         self._memo: dict[int, int | None] = {}
         self._graph = graph
         self._feeders = _input_feeders(model, graph)
+        # A Sequential not built yet (no keras.Input: `fit` builds it) has no
+        # graph: each of its layers is fed by the one before.
+        self._previous: dict[int, Any] = {}
+        if isinstance(model, keras.Sequential):
+            layers = model.layers
+            self._previous = {
+                id(layer): before
+                for before, layer in zip(layers, layers[1:], strict=False)
+            }
 
     def channel_axis(self, layer: Any) -> int:
         axis = self._axis(layer)
@@ -270,11 +279,14 @@ class _LayoutWalk:
 
     def _parents(self, layer: Any) -> list[Any]:
         """The layers whose outputs `layer` was called on, in every call."""
-        return [
+        parents = [
             parent.operation
             for node in inbound_nodes(layer, self._graph)
             for parent in node.parent_nodes
         ]
+        if not parents and id(layer) in self._previous:
+            return [self._previous[id(layer)]]
+        return parents
 
 
 def graph_nodes(model: Any) -> frozenset[Any] | None:
