@@ -103,6 +103,10 @@ def load_data(path: str) -> np.ndarray:
         ) from error
     except OSError as error:
         raise CheckInputError(f"cannot read data file {path!r}: {error}") from error
+    except MemoryError as error:
+        raise CheckInputError(
+            f"data file {path!r} is too large to load ({error})."
+        ) from error
     if not isinstance(data, np.ndarray):
         if hasattr(data, "close"):
             data.close()

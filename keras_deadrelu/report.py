@@ -573,11 +573,18 @@ def plot_path(path: str | os.PathLike) -> tuple[str, str]:
     """The file :func:`plot_runs` writes for `path`, and its format.
 
     A name without an extension gets ``.png``. Raises ValueError naming an
-    extension Matplotlib cannot write, ImportError without Matplotlib.
+    extension Matplotlib cannot write or a folder (no file name),
+    ImportError without Matplotlib.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     path = os.fspath(path)
+    name = os.path.basename(path)
+    if os.path.isdir(path) or name in ("", ".", ".."):
+        raise ValueError(
+            f"{path!r} is a folder; give the figure a file name, such as "
+            f"{os.path.join(path, 'dead.png')!r}"
+        )
     extension = os.path.splitext(path)[1]
     if not extension:
         return f"{path}.{DEFAULT_PLOT_FORMAT}", DEFAULT_PLOT_FORMAT

@@ -158,6 +158,18 @@ def test_data_not_an_npy_file(saved, tmp_path, capsys):
     assert "is not an array saved with np.save" in _error(capsys)
 
 
+def test_data_too_large_to_load_is_one_error_line(saved, tmp_path, capsys):
+    # A header that promises 10**12 rows (a huge or damaged file).
+    model_path, _, _, _ = saved
+    path = tmp_path / "huge.npy"
+    with open(path, "wb") as file:
+        np.lib.format.write_array_header_1_0(
+            file, {"descr": "<f4", "fortran_order": False, "shape": (10**12, 8)}
+        )
+    assert main(["check", model_path, str(path)]) == 2
+    assert "is too large to load" in _error(capsys)
+
+
 def test_data_that_is_a_folder(saved, tmp_path, capsys):
     model_path, _, _, _ = saved
     assert main(["check", model_path, str(tmp_path)]) == 2

@@ -406,6 +406,20 @@ def test_plot_with_an_unsupported_extension_exits_2_before_the_table(
     assert not figure.exists()
 
 
+@pytest.mark.parametrize("trailing", [os.sep, ""])
+def test_plot_into_a_folder_asks_for_a_file_name(logs, tmp_path, capsys, trailing):
+    root, _ = logs
+    folder = str(tmp_path / "figures") + trailing
+    if not trailing:
+        os.mkdir(folder)
+    assert main(["report", str(root), "--plot", folder]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    (error_line,) = captured.err.strip().splitlines()
+    assert "is a folder" in error_line and "dead.png" in error_line
+    assert not os.path.exists(os.path.join(tmp_path, "figures", ".png"))
+
+
 def test_plot_without_extension_names_the_png_it_wrote(logs, tmp_path, capsys):
     root, _ = logs
     figure = tmp_path / "noext"

@@ -175,7 +175,9 @@ class DeadNeuronsPlugin(base_plugin.TBPlugin):
         value = arguments.get("max_windows")
         if value is None:
             return reader.DEFAULT_MAX_WINDOWS
-        number = int(value) if re.fullmatch(r"[0-9]{1,6}", value) else 0
+        # Leading zeros allowed; at most 6 digits after them (no huge ints).
+        digits = re.fullmatch(r"0*([0-9]{1,6})", value)
+        number = int(digits.group(1)) if digits else 0
         if not 1 <= number <= reader.MAX_WINDOWS_LIMIT:
             raise BadRequest(
                 f"max_windows must be an integer in [1, {reader.MAX_WINDOWS_LIMIT}], "

@@ -185,6 +185,12 @@ def test_site_detail_matches_histograms_and_scalars(client, logs, site):
     ]
 
 
+def test_max_windows_takes_leading_zeros(client):
+    assert get_json(client, "overview?run=revive&max_windows=0000002") == get_json(
+        client, "overview?run=revive&max_windows=2"
+    )
+
+
 def test_max_windows_downsamples_to_the_worst_window(client):
     full = get_json(client, "overview?run=revive")
     half = get_json(client, "overview?run=revive&max_windows=2")
