@@ -273,7 +273,7 @@ class DeadNeuronsPlugin(base_plugin.TBPlugin):
                 [run],
                 [metadata.SITES_TAG, metadata.FIX_EVENTS_TAG, units_tag],
             ).get(run, {})
-            return _decoded(
+            detail = _decoded(
                 run,
                 lambda: reader.site_detail(
                     run,
@@ -284,6 +284,11 @@ class DeadNeuronsPlugin(base_plugin.TBPlugin):
                     max_windows,
                 ),
             )
+            if not detail["steps"]:
+                # Its tag is there, but only in windows a newer fit into the
+                # run superseded: not a site of the run as it is now.
+                raise BadRequest(f"unknown site {site!r} in run {run!r}")
+            return detail
 
         return self._json(request, answer)
 

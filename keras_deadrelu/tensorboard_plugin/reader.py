@@ -17,6 +17,7 @@ so a short-lived death is never averaged away.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import gc
 import json
@@ -143,12 +144,38 @@ def _decode_rows(
     return windows
 
 
+def _written_over(series: Sequence[Any], sites_series: Sequence[Any]) -> list[Any]:
+    """The data of `series` that no window of `sites_series` was written
+    over: a window at the same step or an earlier one, written later, comes
+    from a newer fit into the run (a window's fix actions are written after
+    its sites, so its own window never hides them). TensorBoard's fast loader
+    drops a restarted tag's older points itself, so its sites series shows no
+    restart, while another tag (the fix actions) may keep them."""
+    by_step = sorted(sites_series, key=lambda datum: datum.step)
+    steps = [datum.step for datum in by_step]
+    latest, newest = [], float("-inf")
+    for datum in by_step:  # the newest write at this step or before
+        newest = max(newest, _wall_time(datum))
+        latest.append(newest)
+    kept = []
+    for datum in series:
+        index = bisect.bisect_right(steps, datum.step)
+        if index and latest[index - 1] > _wall_time(datum):
+            continue
+        kept.append(datum)
+    return kept
+
+
 def decode_fix_events(
-    series: Sequence[Any], restarts: list[tuple[float, int]] = ()
+    series: Sequence[Any],
+    restarts: list[tuple[float, int]] = (),
+    sites_series: Sequence[Any] = (),
 ) -> list[dict]:
-    """Every fix action in the run, in step order."""
+    """Every fix action in the run, in step order; none that a newer fit's
+    windows (`sites_series`) were written over."""
     events = []
-    for datum in current(series, list(restarts)):
+    kept = current(series, list(restarts))
+    for datum in _written_over(kept, sites_series):
         try:
             window_events = json.loads(_text(datum.numpy))
         except (ValueError, TypeError):
@@ -291,7 +318,7 @@ def overview(
     for index, count in enumerate(_OVERVIEW_COUNTS):
         view[count] = _with_none(counts[index][rows, picked], chosen_present)
     view["model_dead_fraction"] = model_fraction
-    view["fix_events"] = decode_fix_events(fix_series, restarts)
+    view["fix_events"] = decode_fix_events(fix_series, restarts, sites_series)
     return view
 
 
@@ -373,7 +400,7 @@ def site_detail(
         "unit_permille": _permille_rows(unit_map),
         "fix_events": [
             event
-            for event in decode_fix_events(fix_series, restarts)
+            for event in decode_fix_events(fix_series, restarts, sites_series)
             if event["site"] == site
         ],
     }

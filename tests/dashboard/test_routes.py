@@ -115,6 +115,52 @@ def test_runs_give_the_last_step_of_the_newest_fit_into_a_run(tmp_path):
     wait_for_json(fast_loading_client(tmp_path), "runs", expected)
 
 
+def _refit(log_dir):
+    """Fit 1 (sites A and B, born dead, revived) then, a second later, a
+    shorter fit 2 without fixes (sites A and C) into the same run."""
+    import time
+
+    import keras
+
+    import keras_deadrelu as kd
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 8)).astype("float32")
+    for names, epochs, fix in ((("A", "B"), 4, "revive"), (("A", "C"), 2, None)):
+        keras.utils.set_random_seed(1)
+        dead = keras.initializers.Constant(-50.0 if fix else 0.0)
+        model = keras.Sequential(
+            [
+                keras.Input((8,)),
+                keras.layers.Dense(6, "relu", name=names[0], bias_initializer=dead),
+                keras.layers.Dense(5, "relu", name=names[1], bias_initializer=dead),
+                keras.layers.Dense(1),
+            ]
+        )
+        model.compile("sgd", "mse")
+        monitor = kd.DeadNeuronMonitor(log_dir, run_name="r", fix=fix, verbose=0)
+        model.fit(x, x[:, :1], epochs=epochs, callbacks=[monitor], verbose=0)
+        assert bool(monitor.events) == bool(fix)
+        time.sleep(1.1)  # event files are told apart by their second
+
+
+def test_a_newer_fit_hides_the_older_fits_fixes_and_sites_with_both_loaders(
+    tmp_path,
+):
+    _refit(str(tmp_path))
+    slow = tensorboard_client(tmp_path)
+    overview = get_json(slow, "overview?run=r")
+    assert overview["steps"] == [0, 1]
+    assert [site["name"] for site in overview["sites"]] == ["A", "C"]
+    assert overview["fix_events"] == []
+    fast = fast_loading_client(tmp_path)
+    wait_for_json(fast, "overview?run=r", overview)
+    for client in (slow, fast):
+        assert get_json(client, "site?run=r&site=A")["fix_events"] == []
+        error = get_json(client, "site?run=r&site=B", status=400)["error"]
+        assert error == "unknown site 'B' in run 'r'"
+
+
 @pytest.mark.parametrize("run", list(RUNS))
 def test_overview_matches_the_scalars_on_disk(client, logs, run):
     view = get_json(client, f"overview?run={run}")
