@@ -285,6 +285,8 @@ class DeadNeuronMonitor(keras.callbacks.Callback):
         self._measurement: SiteMeasurement | None = None
         self._sink: TensorBoardSink | None = None
         self._last_fit_model: Any = None  # a weak reference
+        # Whether `_analyse_weights` has run for this fit's built model.
+        self._weights_analysed = False
         self._start_afresh()
 
     def _start_afresh(self) -> None:
